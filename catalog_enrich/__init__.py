@@ -1,0 +1,1 @@
+"""catalog-enrich: product images in, clean and queryable catalog attributes out."""

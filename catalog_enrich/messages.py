@@ -1,0 +1,12 @@
+"""The contract between the producer and the workers: task names, queues and message shape.
+
+Both sides import this module instead of each other, so the producer never loads the worker (or torch).
+A batch message is JSON: ``{"run_id": str, "batch_id": str, "items": [{"item_id": int, "bucket": str,
+"key": str, "etag": str}, ...]}``.
+"""
+
+#: the Celery task that enriches one batch of image references
+ENRICH_BATCH_TASK = "catalog.enrich_batch"
+
+#: the queue GPU (or CPU inference) workers consume
+INFERENCE_QUEUE = "inference"
