@@ -16,6 +16,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "catalog_enrich.commands.evaluate",
     "services": "catalog_enrich.commands.services",
     "migrate": "catalog_enrich.commands.migrate",
+    "worker": "catalog_enrich.commands.worker",
+    "demo": "catalog_enrich.commands.demo",
 }
 
 

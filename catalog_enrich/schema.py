@@ -105,6 +105,15 @@ TEXT_PUNCTUATION = "'&/.,()+-:#%’"
 TEXT_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9 '&/.,()+:#%-]*[A-Za-z0-9.)%])?$"
 
 
+def text_pattern(max_length: int) -> str:
+    """``TEXT_PATTERN`` with the length limit built in.
+
+    Grammar engines apply ``pattern`` and ignore ``maxLength`` beside it, so the bound must live in the
+    expression itself or a constrained generation can run on inside one string forever.
+    """
+    return TEXT_PATTERN.replace("]*[", "]{0,%d}[" % (max_length - 2), 1)
+
+
 def json_schema() -> dict:
     """The JSON schema of one model output, used for constrained decoding."""
     properties: dict[str, dict] = {}
@@ -116,7 +125,7 @@ def json_schema() -> dict:
                 "type": "string",
                 "minLength": 1,
                 "maxLength": field.max_length,
-                "pattern": TEXT_PATTERN,
+                "pattern": text_pattern(field.max_length),
             }
     return {
         "type": "object",
@@ -142,3 +151,16 @@ def schema_fingerprint() -> str:
         {"version": SCHEMA_VERSION, "instruction": INSTRUCTION, "schema": json_schema()}, sort_keys=True
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def max_output_chars() -> int:
+    """Length of the longest valid output (every text at its limit): the worst case a token budget must cover.
+
+    Under constrained decoding every token adds at least one character, so a budget of this many tokens
+    always lets the object close.
+    """
+    longest = {
+        field.name: "x" * field.max_length if field.kind == "text" else max(field.choices, key=len)
+        for field in FIELDS
+    }
+    return len(target_json(longest))

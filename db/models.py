@@ -29,8 +29,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from catalog_enrich.schema import FIELDS
 
-#: states of one enrichment run
-RUN_STATUSES = ("running", "completed", "failed", "cancelled")
+#: states of one enrichment run: ``enqueuing`` while the producer still lists and sends (the run may not be
+#: completed yet even if every item sent so far is final), ``running`` once everything is sent
+RUN_STATUSES = ("enqueuing", "running", "completed", "failed", "cancelled")
 
 #: states of one ledger item, in order of progress; ``failed`` may still be retried
 ITEM_STATUSES = ("queued", "failed", "dead_lettered", "done")
@@ -83,7 +84,7 @@ class EnrichmentRun(Base):
     prefix: Mapped[str] = mapped_column(Text, server_default="")
     parameters: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     model_version: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, server_default="running", index=True)
+    status: Mapped[str] = mapped_column(Text, server_default=RUN_STATUSES[0], index=True)
     listed: Mapped[int] = mapped_column(Integer, server_default="0")
     skipped: Mapped[int] = mapped_column(Integer, server_default="0")
     enqueued: Mapped[int] = mapped_column(Integer, server_default="0")

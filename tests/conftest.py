@@ -52,9 +52,7 @@ def service_env() -> dict[str, str]:
         if os.environ.get(name):
             variables[name] = os.environ[name]
     if os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
-        variables["AWS_ENDPOINT_URL_S3"] = (
-            os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ["AWS_ENDPOINT_URL"]
-        )
+        variables["AWS_ENDPOINT_URL_S3"] = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ["AWS_ENDPOINT_URL"]
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
             if os.environ.get(name):
                 variables[name] = os.environ[name]
@@ -117,9 +115,7 @@ def broker_url(service_env: dict[str, str]) -> Iterator[str]:
         unavailable("no Redis")
     client = redis.Redis.from_url(base)
     # database 0 holds the claims; the test runs use 1..15 (every Redis has at least 16 databases)
-    claims = (
-        db for db in range(1, 16) if client.set(f"catalog-test:db:{db}", os.getpid(), nx=True, ex=6 * 3600)
-    )
+    claims = (db for db in range(1, 16) if client.set(f"catalog-test:db:{db}", os.getpid(), nx=True, ex=6 * 3600))
     claimed = next(claims, None)
     if claimed is None:
         unavailable("every Redis test database is taken by another test run")
@@ -162,3 +158,61 @@ def s3(service_env: dict[str, str]) -> Iterator[S3Bucket]:
         for item in page.get("Contents", []):
             client.delete_object(Bucket=bucket, Key=item["Key"])
     client.delete_bucket(Bucket=bucket)
+
+
+#: training steps of the shared test adapter: enough for mostly valid free-mode output, cheap on 2 cores
+TEST_ADAPTER_STEPS = 300
+
+#: the sources whose change invalidates a cached test model
+MODEL_SOURCES = (
+    "vlm/architectures",
+    "vlm/tokenizer.py",
+    "vlm/prompting.py",
+    "vlm/training.py",
+    "vlm/lora.py",
+    "vlm/data",
+    "catalog_enrich/schema.py",
+)
+
+
+def _sources_digest() -> str:
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for source in MODEL_SOURCES:
+        path = root / source
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """The default tiny architecture and a LoRA adapter trained on synthetic products."""
+
+    base: Path
+    adapter: Path
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> TrainedModel:
+    """Built and trained once, then cached under the test home until the model code changes."""
+    import fcntl
+
+    from vlm.architectures import DEFAULT_ARCHITECTURE, build_tiny_model
+    from vlm.data.dataset import write_parquet
+    from vlm.data.synth import synth_records
+    from vlm.training import TrainingSettings, train_adapter
+
+    folder = TEST_HOME / "models" / _sources_digest()
+    folder.mkdir(parents=True, exist_ok=True)
+    base, adapter = folder / "base", folder / "adapter"
+    with open(folder / ".lock", "w") as lock:
+        # parallel test runs share the cache: the first builds, the others wait for it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (adapter / "adapter_config.json").is_file():
+            build_tiny_model(DEFAULT_ARCHITECTURE, base)
+            write_parquet(synth_records(400, 1), folder / "train.parquet")
+            train_adapter(str(base), folder / "train.parquet", adapter, TrainingSettings(steps=TEST_ADAPTER_STEPS))
+    return TrainedModel(base, adapter)

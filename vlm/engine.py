@@ -15,12 +15,15 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from catalog_enrich.schema import SCHEMA_VERSION
+from catalog_enrich.schema import SCHEMA_VERSION, max_output_chars
 from catalog_enrich.validation import validate_output
 from vlm.generation import DecodingMode, DecodingPlan, generate_outputs
 from vlm.loading import LoadedModel
 
 log = logging.getLogger(__name__)
+
+#: the first attempt's token budget: enough for the longest valid object, so constrained output always closes
+DEFAULT_MAX_NEW_TOKENS = max_output_chars() + 16
 
 #: sampling temperature of retries; high enough to leave the greedy path that just failed
 RETRY_TEMPERATURE = 0.7
@@ -85,7 +88,7 @@ class Engine:
         *,
         decoding: DecodingMode = "constrained",
         max_attempts: int = 3,
-        max_new_tokens: int = 256,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         generate: Callable[[LoadedModel, list[Image.Image], DecodingPlan], list[str]] = generate_outputs,
     ) -> None:
         if max_attempts < 1:
@@ -93,6 +96,8 @@ class Engine:
         self.loaded = loaded
         self.plans = retry_ladder(decoding, max_new_tokens, max_attempts)
         self._generate = generate
+        #: the largest batch known to fit in memory, learned from out-of-memory errors
+        self.batch_cap: int | None = None
 
     @property
     def model_version(self) -> str:
@@ -109,13 +114,23 @@ class Engine:
                     raise
                 log.warning("generation failed for one image: %s", error)
                 return [ModelFailure(f"generation failed: {type(error).__name__}: {str(error)[:200]}")]
-            if _is_out_of_memory(error) and torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            log.warning("splitting a batch of %d after %s", len(images), type(error).__name__)
             half = len(images) // 2
+            if _is_out_of_memory(error):
+                self.batch_cap = half if self.batch_cap is None else min(self.batch_cap, half)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            log.warning("splitting a batch of %d after %s", len(images), type(error).__name__)
             return self._generate_splitting(images[:half], plan) + self._generate_splitting(
                 images[half:], plan
             )
+
+    def _generate_capped(self, images: list[Image.Image], plan: DecodingPlan) -> list[str]:
+        """Generate in chunks no larger than what is known to fit."""
+        cap = self.batch_cap or len(images)
+        texts: list[str] = []
+        for start in range(0, len(images), cap):
+            texts += self._generate_splitting(images[start : start + cap], plan)
+        return texts
 
     def enrich(self, images: Sequence[Image.Image]) -> list[EnrichmentResult]:
         """One result per image, in order."""
@@ -128,7 +143,7 @@ class Engine:
             if not pending:
                 break
             started = time.perf_counter()
-            texts = self._generate_splitting([images[i] for i in pending], plan)
+            texts = self._generate_capped([images[i] for i in pending], plan)
             share = (time.perf_counter() - started) / len(pending)
             still_bad = []
             for index, text in zip(pending, texts, strict=True):

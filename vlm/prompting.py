@@ -91,9 +91,7 @@ class Prompter:
         """The user turn (image + instruction) in the family's format, ready for the answer."""
         if self.family.plain_prompt is not None:
             return self.family.plain_prompt.format(instruction=schema.INSTRUCTION)
-        conversation = [
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": schema.INSTRUCTION}]}
-        ]
+        conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": schema.INSTRUCTION}]}]
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
 
     def prompt_text(self) -> str:

@@ -99,8 +99,11 @@ def example_targets() -> Iterator[str]:
 def training_corpus() -> list[str]:
     """The deterministic text the vocabulary is learned from."""
     choices = [choice for spec in schema.FIELDS for choice in spec.choices]
+    targets = list(example_targets())
     corpus = [schema.INSTRUCTION] * 200
-    corpus += list(example_targets())
+    corpus += targets
+    # question/answer prompts put a space before the JSON, which then starts with its own token
+    corpus += [f"Question: {schema.INSTRUCTION} Answer: {target}" for target in targets[::4]]
     corpus += [" ".join(choices), " ".join(COLOURS), " ".join(PRODUCT_TYPES)] * 20
     corpus += list(GENERIC_TEXT) * 10
     corpus.append(string.printable)

@@ -70,8 +70,10 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> Image.Image
             image = _to_rgb(image)
     except ImageRejectedError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageRejectedError(f"not a decodable image: {type(error).__name__}") from error
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageRejectedError(f"decompression bomb refused: {error}") from error
+    except UnidentifiedImageError as error:
+        raise ImageRejectedError("not a decodable image: unknown or damaged format") from error
     except (OSError, ValueError, SyntaxError, EOFError) as error:
         raise ImageRejectedError(f"corrupt or truncated image: {str(error)[:120]}") from error
     image.thumbnail((MAX_SIDE, MAX_SIDE))

@@ -17,9 +17,7 @@ _COVERED_COLUMNS = ("articleType", "baseColour", "gender", "season", "usage")
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the synth options to the subcommand's parser."""
     parser.add_argument("--n", type=int, required=True, help="number of products to draw")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="random seed; the same n and seed give identical bytes"
-    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same n and seed give identical bytes")
     parser.add_argument("--out", type=Path, required=True, help="parquet file to write")
     parser.add_argument(
         "--images-dir", type=Path, default=None, help="also write each image as DIR/<articleType>/<id>.jpg"
@@ -61,7 +59,5 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(values) for values in (ARTICLE_TYPES, COLOUR_NAMES, GENDERS, SEASONS, USAGES))
     per_column = ", ".join(f"{len(seen[column])} {column}" for column in _COVERED_COLUMNS)
     seconds = time.perf_counter() - started
-    print(
-        f"wrote {rows} rows to {args.out}: {covered}/{total} classes covered ({per_column}) in {seconds:.1f}s"
-    )
+    print(f"wrote {rows} rows to {args.out}: {covered}/{total} classes covered ({per_column}) in {seconds:.1f}s")
     return 0

@@ -40,9 +40,7 @@ def run(args: argparse.Namespace) -> int:
         overrides |= {"rank": args.rank, "alpha": 2 * args.rank}
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     metadata = train_adapter(args.base, args.data, args.out, settings)
-    print(
-        f"adapter saved to {args.out} in {metadata['train_seconds']} s, final loss {metadata['final_loss']:.4f}"
-    )
+    print(f"adapter saved to {args.out} in {metadata['train_seconds']} s, final loss {metadata['final_loss']:.4f}")
     if metadata["holdout_metrics"]:
         print(f"held-out ({metadata['holdout_examples']} images):")
         print(format_report(metadata["holdout_metrics"]))

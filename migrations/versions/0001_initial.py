@@ -20,7 +20,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-RUN_STATUSES = ("running", "completed", "failed", "cancelled")
+RUN_STATUSES = ("enqueuing", "running", "completed", "failed", "cancelled")
 ITEM_STATUSES = ("queued", "failed", "dead_lettered", "done")
 
 #: (name, max_length, vocabulary or None) of each attribute at schema version 1
@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column("prefix", sa.Text(), server_default="", nullable=False),
         sa.Column("parameters", postgresql.JSONB(), server_default=sa.text("'{}'::jsonb"), nullable=False),
         sa.Column("model_version", sa.Text(), nullable=False),
-        sa.Column("status", sa.Text(), server_default="running", nullable=False),
+        sa.Column("status", sa.Text(), server_default="enqueuing", nullable=False),
         *(counter(name) for name in ("listed", "skipped", "enqueued", "done", "failed", "dead_lettered")),
         timestamp("started_at"),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),

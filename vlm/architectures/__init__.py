@@ -11,6 +11,8 @@ from vlm.architectures import base, blip2, gemma3, kosmos2, llava_onevision, mll
 from vlm.architectures.base import METADATA_FILE
 from vlm.architectures.image_only import register_image_only_processors
 
+__all__ = ["ARCHITECTURES", "DEFAULT_ARCHITECTURE", "METADATA_FILE", "build_tiny_model"]
+
 register_image_only_processors()
 
 #: architecture name -> builder of a fresh model and processor (seed torch first)

@@ -5,12 +5,18 @@ processor needs torchvision, which has no CPU build here. Even passing a placeho
 processor's type check resolves ``VideoProcessorMixin`` through the torchvision-only auto mapping.
 The subclasses below drop the video argument and behave identically on images.
 
-A saved directory names its processor class in ``processor_config.json``. transformers resolves that
-name only among its own classes and those registered with ``AutoProcessor.register``; an unknown name
-falls back to the stock class of the config, whose loading then fails on the missing video processor.
-So ``register_image_only_processors`` must run before ``AutoProcessor.from_pretrained``; importing
-``vlm.architectures`` (or ``vlm.prompting``) does it. ``exist_ok=True`` matters: for a config class
-that belongs to transformers, ``register`` without it returns silently and registers nothing.
+Loading a saved directory in a fresh process: ``processor_config.json`` names the processor class, and
+transformers resolves that name only among its own classes and those registered with
+``AutoProcessor.register``. Unresolved, a plain ``AutoProcessor.from_pretrained`` used to fall back
+silently to returning only the tokenizer. transformers has no plugin hook, so no import-free plain load
+exists; instead:
+
+- ``import vlm.architectures`` (or ``vlm.prompting``) registers both classes, after which the plain call
+  returns the full processor. ``exist_ok=True`` matters: for a config class that belongs to
+  transformers, ``register`` without it returns silently and registers nothing.
+- Both classes are also registered for the auto class, so ``save_pretrained`` copies this module into the
+  directory with an ``auto_map``: without the import, the plain call now stops with an error asking for
+  ``trust_remote_code=True``, and with that flag it loads the full processor with no import at all.
 """
 
 from __future__ import annotations
@@ -71,6 +77,11 @@ class LlavaOnevisionImageOnlyProcessor(LlavaOnevisionProcessor):
             vision_aspect_ratio=vision_aspect_ratio,
             **kwargs,
         )
+
+
+# saving copies this module next to the weights, for loading with trust_remote_code and no import
+Qwen2VLImageOnlyProcessor.register_for_auto_class()
+LlavaOnevisionImageOnlyProcessor.register_for_auto_class()
 
 
 def register_image_only_processors() -> None:

@@ -33,9 +33,7 @@ def build() -> base.TinyBuild:
     """A randomly initialised tiny Kosmos-2 and its processor (call after seeding torch)."""
     tokenizer = build_tokenizer(TOKENIZER)
     side = base.IMAGE_SIZE
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": side}, crop_size={"height": side, "width": side}
-    )
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     # the processor adds ~1000 grounding tokens to the vocabulary, so size the model after it
     processor = Kosmos2Processor(image_processor=image_processor, tokenizer=tokenizer)
     config = Kosmos2Config(

@@ -1,0 +1,30 @@
+"""The worker entry point: ``celery -A worker.main`` (and Flower) load the app from here.
+
+The model is loaded in each pool process as it starts (``worker_process_init``), never in the parent
+that forks them, so CUDA initialises in the process that uses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery.signals import worker_process_init
+
+from worker.app import create_app
+from worker.engine_holder import get_engine
+
+log = logging.getLogger(__name__)
+
+#: set to 0 for processes that only talk to the broker (Flower, beat) so they never load a model
+PRELOAD_VARIABLE = "CATALOG_PRELOAD_MODEL"
+
+app = create_app()
+
+
+@worker_process_init.connect
+def load_model_in_child(**_: Any) -> None:
+    """Load the engine as soon as a pool process starts, so the first batch doesn't pay for it."""
+    if os.environ.get(PRELOAD_VARIABLE, "1") != "0":
+        get_engine(app.conf.catalog_settings)
