@@ -120,6 +120,8 @@ class Prompter:
 
     def _encode(self, images: Sequence[Image.Image], texts: list[str]) -> BatchFeature:
         """Run the processor on one image per text, nested the way the family expects."""
+        if not images:
+            raise ValueError("no images to build inputs for")
         rgb = [image if image.mode == "RGB" else image.convert("RGB") for image in images]
         arranged: list[Any] = [[image] for image in rgb] if self.family.nested_images else rgb
         return self.processor(images=arranged, text=texts, **self._processor_kwargs())

@@ -32,7 +32,7 @@ DEFAULT_ARCHITECTURE = "qwen2_vl"
 def build_tiny_model(arch: str, out_dir: Path, *, seed: int = 0) -> Path:
     """Build the tiny ``arch`` model with weights drawn from ``seed`` and save it under ``out_dir``."""
     if arch not in ARCHITECTURES:
-        raise KeyError(f"unknown architecture {arch!r}; choose one of: {', '.join(sorted(ARCHITECTURES))}")
+        raise ValueError(f"unknown architecture {arch!r}; choose one of: {', '.join(sorted(ARCHITECTURES))}")
     torch.manual_seed(seed)
     build = ARCHITECTURES[arch]()
     return base.save_build(build, Path(out_dir), arch=arch, seed=seed)
