@@ -1,0 +1,68 @@
+"""docker-compose.yml: the deployment users with Docker and a GPU start from."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_every_part_of_the_system_is_a_service(compose):
+    expected = {"postgres", "redis", "minio", "create-bucket", "migrate", "worker", "flower", "producer"}
+    assert expected <= set(compose["services"])
+
+
+def test_redis_keeps_queued_messages_on_disk(compose):
+    assert "--appendonly" in compose["services"]["redis"]["command"]
+
+
+def test_worker_reserves_a_gpu_and_waits_for_migrations(compose):
+    worker = compose["services"]["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert any(volume.endswith("/cache/huggingface") for volume in worker["volumes"])
+
+
+def test_flower_is_behind_basic_auth(compose):
+    command = " ".join(compose["services"]["flower"]["command"])
+    assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command
+
+
+def test_services_publish_ports_on_loopback_only(compose):
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def docker_compose(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    return subprocess.run(
+        [binary, "-f", str(COMPOSE), *args], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+
+
+def test_docker_compose_accepts_the_file():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_")} | {"FLOWER_BASIC_AUTH": "ops:pw"}
+    result = docker_compose("config", "-q", env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_refuses_to_start_flower_without_credentials():
+    env = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
+    result = docker_compose("config", "-q", env=env)
+    assert result.returncode != 0 and "FLOWER_BASIC_AUTH" in result.stderr
