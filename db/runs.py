@@ -25,9 +25,7 @@ def _locked_status(session: Session, run_id: str) -> str | None:
 def mark_enqueued(session: Session, run_id: str) -> bool:
     """Move a run from ``enqueuing`` to ``running`` (every message is sent); False if it was not enqueuing."""
     runs = EnrichmentRun.__table__
-    statement = (
-        update(runs).where(runs.c.id == run_id, runs.c.status == "enqueuing").values(status="running")
-    )
+    statement = update(runs).where(runs.c.id == run_id, runs.c.status == "enqueuing").values(status="running")
     return session.execute(statement).rowcount == 1
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from catalog_enrich.settings import SettingsError
+from catalog_enrich.settings import Settings, SettingsError
 from producer.command import EXIT_ERROR, CommandOptions, run_command
 from producer.preflight import ProducerError, first_line
 
@@ -29,7 +29,9 @@ def _positive(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``enqueue``."""
-    parser = argparse.ArgumentParser(prog="enqueue", description=__doc__.split(":")[1].split("(")[0].strip())
+    parser = argparse.ArgumentParser(
+        prog="enqueue", description="Send the images of a bucket prefix to the enrichment workers."
+    )
     parser.add_argument("--bucket", help="S3 bucket holding the product images")
     parser.add_argument("--prefix", default="", help="only keys starting with this prefix")
     parser.add_argument("--since", type=_since, help="only objects modified at or after this ISO time (UTC)")
@@ -53,10 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give either --bucket (a new run) or --resume RUN_ID")
     if args.timeout is not None and not args.wait:
         parser.error("--timeout only applies with --wait")
-    options = CommandOptions(**{name: value for name, value in vars(args).items()})
+    options = CommandOptions(**vars(args))
     try:
-        from catalog_enrich.settings import Settings
-
         return run_command(options, Settings.from_env())
     except (SettingsError, ProducerError) as error:
         print(f"enqueue: {error}", file=sys.stderr)

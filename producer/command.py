@@ -59,9 +59,7 @@ def run_command(options: CommandOptions, settings: Settings) -> int:
         progress = not options.json or sys.stderr.isatty()
         if options.resume:
             assert app is not None
-            summary = resume_run(
-                options.resume, sessions=sessions, app=app, batch_size=batch_size, progress=progress
-            )
+            summary = resume_run(options.resume, sessions=sessions, app=app, batch_size=batch_size, progress=progress)
         else:
             s3 = boto3.client("s3", **settings.s3.client_kwargs())
             assert options.bucket is not None

@@ -30,7 +30,11 @@ class FollowResult:
     def as_dict(self) -> dict[str, object]:
         """The final state as JSON-able values: status, done, failed, dead_lettered, timed_out."""
         names = ("done", "failed", "dead_lettered", "queued")
-        return {"status": self.status, **{name: self.counts.get(name, 0) for name in names}, "timed_out": self.timed_out}
+        return {
+            "status": self.status,
+            **{name: self.counts.get(name, 0) for name in names},
+            "timed_out": self.timed_out,
+        }
 
 
 def _look(sessions: sessionmaker[Session], run_id: str) -> tuple[str, dict[str, int]]:

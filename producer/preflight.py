@@ -64,8 +64,7 @@ def check_bucket(client: Any, bucket: str, endpoint: str | None) -> None:
             raise ProducerError(f"bucket {bucket!r} does not exist at {where}") from error
         if code in ("403", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"):
             raise ProducerError(
-                f"access to bucket {bucket!r} at {where} denied: check AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY"
+                f"access to bucket {bucket!r} at {where} denied: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ) from error
         raise ProducerError(f"cannot read bucket {bucket!r} at {where}: {first_line(error)}") from error
     except BotoCoreError as error:

@@ -36,9 +36,7 @@ def _run_row(session: Session, run_id: str) -> tuple[str, str]:
     return row.model_version, row.status
 
 
-def _plan(
-    session: Session, run_id: str, items: Sequence[LedgerItem], batch_size: int
-) -> list[dict[str, object]]:
+def _plan(session: Session, run_id: str, items: Sequence[LedgerItem], batch_size: int) -> list[dict[str, object]]:
     """Give ``items`` new batch ids in the ledger; the batch messages to send after the commit."""
     messages = []
     for start in range(0, len(items), batch_size):
@@ -66,16 +64,17 @@ def resume_run(
     summary = RunSummary(run_id=run_id, model_version=model_version, resumed=True)
     # a multiple of the batch size, so every batch but the last is full
     step = max(batch_size, ITEMS_PER_TRANSACTION - ITEMS_PER_TRANSACTION % batch_size)
-    with progress_bar(desc="resending", total=len(items), unit=" items", disable=not progress) as bar:
-        with batch_sender(app) as sender:
-            for start in range(0, len(items), step):
-                chunk = items[start : start + step]
-                with sessions.begin() as session:
-                    messages = _plan(session, run_id, chunk, batch_size)
-                for message in messages:
-                    sender.send(message)
-                summary.enqueued += len(chunk)
-                summary.batches += len(messages)
-                bar.update(len(chunk))
+    bar = progress_bar(desc="resending", total=len(items), unit=" items", disable=not progress)
+    with bar, batch_sender(app) as sender:
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            with sessions.begin() as session:
+                messages = _plan(session, run_id, chunk, batch_size)
+            # sent only after the commit: the ledger names each item's current batch first
+            for message in messages:
+                sender.send(message)
+            summary.enqueued += len(chunk)
+            summary.batches += len(messages)
+            bar.update(len(chunk))
     finish_enqueue(sessions, summary)
     return summary
