@@ -84,9 +84,7 @@ def _decode(candidate: str) -> Any:
     try:
         # strict=False lets a raw tab or newline inside a value through to normalization, which folds it
         # into a space; NUL and other control characters are refused there with a precise reason
-        return json.loads(
-            candidate, strict=False, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys
-        )
+        return json.loads(candidate, strict=False, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except ExtractionError:
         raise
     except json.JSONDecodeError as error:

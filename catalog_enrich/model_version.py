@@ -7,7 +7,10 @@ It is computed from files only (no torch), so the producer can compute it withou
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from catalog_enrich.schema import schema_fingerprint
 
@@ -37,12 +40,35 @@ def source_identity(source: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def model_version(base: str, adapter_dir: str | None) -> str:
+def model_version(base: str, adapter: str | None) -> str:
     """The version of (base model, adapter, schema) as a short stable string.
 
-    ``adapter_dir`` is a local directory (a remote adapter is resolved first), so the same adapter
-    bytes give the same version wherever they were loaded from.
+    ``adapter`` is a local directory (hashed by content) or any other identity string.
     """
-    parts = [source_identity(base), source_identity(adapter_dir) if adapter_dir else "no-adapter"]
+    parts = [source_identity(base), source_identity(adapter) if adapter else "no-adapter"]
     parts.append(schema_fingerprint())
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:16]
+
+
+def remote_adapter_identity(client: Any, uri: str) -> str:
+    """A stable name for the adapter at ``s3://bucket/prefix``: the URI and every object's key and ETag.
+
+    Re-uploading any file of the adapter changes an ETag and therefore the version, and the producer
+    can compute it without downloading the adapter.
+    """
+    parts = urlsplit(uri)
+    bucket, prefix = parts.netloc, parts.path.strip("/") + "/"
+    tags = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        tags += [f"{entry['Key']}:{entry['ETag'].strip(chr(34))}" for entry in page.get("Contents", [])]
+    return "s3:" + hashlib.sha256("\n".join([uri, *sorted(tags)]).encode()).hexdigest()
+
+
+def configured_model_version(base: str, adapter: str | None, s3_client: Callable[[], Any]) -> str:
+    """The version of the configured base and adapter location, the same for producer and workers.
+
+    ``adapter`` is a local directory or an ``s3://`` URI; ``s3_client`` is called only for the latter.
+    """
+    if adapter is not None and adapter.startswith("s3://"):
+        adapter = remote_adapter_identity(s3_client(), adapter)
+    return model_version(base, adapter)

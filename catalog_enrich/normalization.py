@@ -77,9 +77,7 @@ def normalize_text(value: str, field: Field) -> str:
     text = unicodedata.normalize("NFC", canonical_case(text))
     _check_characters(text, field)
     if len(text) > field.max_length:
-        raise NormalizationError(
-            f"{field.name} is {len(text)} characters long, the limit is {field.max_length}"
-        )
+        raise NormalizationError(f"{field.name} is {len(text)} characters long, the limit is {field.max_length}")
     return text
 
 

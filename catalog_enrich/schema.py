@@ -111,7 +111,7 @@ def text_pattern(max_length: int) -> str:
     Grammar engines apply ``pattern`` and ignore ``maxLength`` beside it, so the bound must live in the
     expression itself or a constrained generation can run on inside one string forever.
     """
-    return TEXT_PATTERN.replace("]*[", "]{0,%d}[" % (max_length - 2), 1)
+    return TEXT_PATTERN.replace("]*[", f"]{{0,{max_length - 2}}}[", 1)
 
 
 def json_schema() -> dict:
@@ -160,7 +160,6 @@ def max_output_chars() -> int:
     always lets the object close.
     """
     longest = {
-        field.name: "x" * field.max_length if field.kind == "text" else max(field.choices, key=len)
-        for field in FIELDS
+        field.name: "x" * field.max_length if field.kind == "text" else max(field.choices, key=len) for field in FIELDS
     }
     return len(target_json(longest))

@@ -159,8 +159,7 @@ class Settings:
             "home": str(self.home),
             "database": (mask_url(self.database_url) if self.database_url else "unset")
             + origin("CATALOG_DATABASE_URL"),
-            "broker": (mask_url(self.broker_url) if self.broker_url else "unset")
-            + origin("CATALOG_BROKER_URL"),
+            "broker": (mask_url(self.broker_url) if self.broker_url else "unset") + origin("CATALOG_BROKER_URL"),
             "base model": self.base_model,
             "adapter": self.adapter or "none (base model only)",
             "batch size": str(self.batch_size),
@@ -262,9 +261,7 @@ def check_adapter(adapter: str) -> list[str]:
     if adapter.startswith("s3://"):
         parts = urlsplit(adapter)
         if not parts.netloc or not parts.path.strip("/"):
-            return [
-                f"CATALOG_ADAPTER={adapter!r}: an S3 adapter needs a bucket and a prefix, s3://bucket/prefix."
-            ]
+            return [f"CATALOG_ADAPTER={adapter!r}: an S3 adapter needs a bucket and a prefix, s3://bucket/prefix."]
     elif "://" in adapter:
         return [f"CATALOG_ADAPTER={adapter!r}: use a local folder or s3://bucket/prefix."]
     return []

@@ -99,9 +99,7 @@ def upsert_catalog_rows(session: Session, results: Iterable[CatalogResult]) -> i
     return len(session.execute(statement).all())
 
 
-def enriched_etags(
-    session: Session, bucket: str, keys: Iterable[str], model_version: str
-) -> set[tuple[str, str]]:
+def enriched_etags(session: Session, bucket: str, keys: Iterable[str], model_version: str) -> set[tuple[str, str]]:
     """The ``(key, etag)`` pairs among ``keys`` of ``bucket`` already enriched by ``model_version``.
 
     A listed object whose ``(key, etag)`` is in the result needs no new enrichment; one whose ETag
@@ -126,8 +124,6 @@ def enriched_etags(
     return found
 
 
-def _lookup(
-    session: Session, statement: Any, bucket: str, keys: list[str], model_version: str
-) -> set[tuple[str, str]]:
+def _lookup(session: Session, statement: Any, bucket: str, keys: list[str], model_version: str) -> set[tuple[str, str]]:
     params = {"bucket": bucket, "model_version": model_version, "keys": keys}
     return {(row.key, row.etag) for row in session.execute(statement, params)}

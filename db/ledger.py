@@ -119,9 +119,7 @@ def set_run_counts(
     enqueued: int | None = None,
 ) -> None:
     """Store the producer's counts for a run (those given)."""
-    counts = {
-        name: value for name, value in (("listed", listed), ("skipped", skipped), ("enqueued", enqueued))
-    }
+    counts = {name: value for name, value in (("listed", listed), ("skipped", skipped), ("enqueued", enqueued))}
     changes = {name: value for name, value in counts.items() if value is not None}
     if changes:
         session.execute(update(EnrichmentRun.__table__).where(EnrichmentRun.id == run_id).values(**changes))
@@ -283,10 +281,7 @@ def record_dead_letters(session: Session, letters: Iterable[DeadLetterRecord]) -
     created = len(session.execute(statement).all())
     record_item_outcomes(
         session,
-        (
-            ItemOutcome(row["item_id"], "dead_lettered", row["reason"], row["attempts"])
-            for row in rows.values()
-        ),
+        (ItemOutcome(row["item_id"], "dead_lettered", row["reason"], row["attempts"]) for row in rows.values()),
     )
     return created
 
@@ -296,9 +291,7 @@ def run_counts(session: Session, run_id: str) -> dict[str, int]:
     items = EnrichmentItem.__table__
     per_status = dict.fromkeys(ITEM_STATUSES, 0)
     statement = (
-        select(items.c.status, func.count())
-        .where(items.c.run_id == bindparam("run_id"))
-        .group_by(items.c.status)
+        select(items.c.status, func.count()).where(items.c.run_id == bindparam("run_id")).group_by(items.c.status)
     )
     per_status.update({status: count for status, count in session.execute(statement, {"run_id": run_id})})
     runs = EnrichmentRun.__table__

@@ -123,9 +123,7 @@ class DeadLetter(Base):
 
     __tablename__ = "dead_letters"
 
-    item_id: Mapped[int] = mapped_column(
-        ForeignKey("enrichment_items.id", ondelete="CASCADE"), primary_key=True
-    )
+    item_id: Mapped[int] = mapped_column(ForeignKey("enrichment_items.id", ondelete="CASCADE"), primary_key=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("enrichment_runs.id", ondelete="CASCADE"), index=True)
     bucket: Mapped[str] = mapped_column(Text)
     key: Mapped[str] = mapped_column(Text)

@@ -65,9 +65,8 @@ def follow_run(
             status, counts = _look(sessions, run_id)
             finished = sum(counts[name] for name in FINAL_ITEM_STATUSES)
             bar.total = counts["queued"] + counts["failed"] + finished
-            bar.n = finished
-            bar.set_postfix(done=counts["done"], failed=counts["failed"], dead=counts["dead_lettered"])
-            bar.refresh()
+            bar.set_postfix(done=counts["done"], failed=counts["failed"], dead=counts["dead_lettered"], refresh=False)
+            bar.update(finished - bar.n)
             if status in ENDED_STATUSES or status == "missing":
                 return FollowResult(status, counts)
             if deadline is not None and time.monotonic() >= deadline:

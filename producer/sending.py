@@ -183,7 +183,10 @@ def enqueue_run(
             for seen, images in pages:
                 writer.add_page(images)
                 bar.update(seen)
-                bar.set_postfix(images=summary.listed, skipped=summary.skipped, enqueued=summary.enqueued)
+                # no forced redraw: in a log file the bar is written only every few seconds
+                bar.set_postfix(
+                    images=summary.listed, skipped=summary.skipped, enqueued=summary.enqueued, refresh=False
+                )
             writer.add_page([], last=True)
     except (Exception, KeyboardInterrupt) as error:
         if summary.run_id is None:

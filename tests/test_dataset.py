@@ -116,9 +116,7 @@ def synth_only(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("synth_only")
 def test_cli_writes_file_and_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, images = tmp_path / "s.parquet", tmp_path / "images"
-    assert (
-        cli.main(["synth", "--n", "12", "--seed", "2", "--out", str(out), "--images-dir", str(images)]) == 0
-    )
+    assert cli.main(["synth", "--n", "12", "--seed", "2", "--out", str(out), "--images-dir", str(images)]) == 0
     summary = capsys.readouterr().out.strip()
     assert summary.startswith("wrote 12 rows") and "classes covered" in summary and "\n" not in summary
     rows = pq.read_table(out).to_pylist()

@@ -51,14 +51,10 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 def new_run(sessions: sessionmaker[Session], model_version: str = "m1", bucket: str = "images") -> str:
     # each run in its own transaction, so each gets its own started_at
     with sessions.begin() as session:
-        return create_run(
-            session, bucket=bucket, prefix="a/", model_version=model_version, parameters={"k": 1}
-        )
+        return create_run(session, bucket=bucket, prefix="a/", model_version=model_version, parameters={"k": 1})
 
 
-def result(
-    run_id: str, key: str, *, etag: str = "e1", model_version: str = "m1", **attributes: str
-) -> CatalogResult:
+def result(run_id: str, key: str, *, etag: str = "e1", model_version: str = "m1", **attributes: str) -> CatalogResult:
     return CatalogResult(
         bucket="images",
         key=key,
@@ -85,9 +81,7 @@ def test_same_batch_twice_writes_once(sessions: sessionmaker[Session]) -> None:
         assert upsert_catalog_rows(session, batch) == 5
     with sessions.begin() as session:
         assert upsert_catalog_rows(session, batch) == 0
-        count = session.scalar(
-            select(func.count()).select_from(CatalogRow).where(CatalogRow.key.like("twice/%"))
-        )
+        count = session.scalar(select(func.count()).select_from(CatalogRow).where(CatalogRow.key.like("twice/%")))
     assert count == 5
     row = catalog_row(sessions, "twice/0.jpg")
     assert (row.gender, row.attributes["usage"], row.run_id) == ("Men", "Casual", run_id)
@@ -144,9 +138,7 @@ def test_ledger_items_are_added_once(sessions: sessionmaker[Session]) -> None:
 def test_late_duplicate_never_downgrades_a_final_state(sessions: sessionmaker[Session]) -> None:
     run_id = new_run(sessions)
     with sessions.begin() as session:
-        done, dead, retried = add_ledger_items(
-            session, run_id, [ItemRef("images", f"s/{n}", "e") for n in range(3)]
-        )
+        done, dead, retried = add_ledger_items(session, run_id, [ItemRef("images", f"s/{n}", "e") for n in range(3)])
     with sessions.begin() as session:
         assert record_deliveries(session, [done, dead, retried]) == {done: 1, dead: 1, retried: 1}
         outcomes = [ItemOutcome(done, "done", attempts=1), ItemOutcome(retried, "failed", "timeout", 1)]
@@ -165,9 +157,7 @@ def test_late_duplicate_never_downgrades_a_final_state(sessions: sessionmaker[Se
         assert record_item_outcomes(session, stale) == 0
         assert record_item_outcomes(session, [ItemOutcome(retried, "done", attempts=2)]) == 1
         statuses = dict(session.execute(select(EnrichmentItem.id, EnrichmentItem.status)).all())
-        letters = session.scalar(
-            select(func.count()).select_from(DeadLetter).where(DeadLetter.run_id == run_id)
-        )
+        letters = session.scalar(select(func.count()).select_from(DeadLetter).where(DeadLetter.run_id == run_id))
     assert (statuses[done], statuses[dead], statuses[retried]) == ("done", "dead_lettered", "done")
     assert letters == 1
 
@@ -176,9 +166,7 @@ def test_counts_unfinished_items_and_finish(sessions: sessionmaker[Session]) -> 
     run_id = new_run(sessions)
     with sessions.begin() as session:
         ids = add_ledger_items(session, run_id, [ItemRef("images", f"c/{n}", "e") for n in range(4)])
-        record_item_outcomes(
-            session, [ItemOutcome(ids[0], "done"), ItemOutcome(ids[1], "failed", "s3 error")]
-        )
+        record_item_outcomes(session, [ItemOutcome(ids[0], "done"), ItemOutcome(ids[1], "failed", "s3 error")])
     with sessions.begin() as session:
         assert [item.id for item in unfinished_items(session, run_id)] == ids[1:]
         counts = finish_run(session, run_id, "completed")

@@ -51,8 +51,6 @@ def test_vocabulary_checks_match_the_schema(database_url: str) -> None:
 
 
 def test_attribute_columns_follow_the_schema(database_url: str) -> None:
-    columns = {
-        column["name"]: column for column in inspect(create_engine(database_url)).get_columns("catalog")
-    }
+    columns = {column["name"]: column for column in inspect(create_engine(database_url)).get_columns("catalog")}
     for field in FIELDS:
         assert columns[field.name]["type"].length == field.max_length

@@ -69,18 +69,14 @@ def test_visibility_timeout_must_exceed_time_limit(tmp_path: Path) -> None:
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as error:
-        settings_from(
-            tmp_path, CATALOG_BATCH_SIZE="many", CATALOG_DECODING="greedy", CATALOG_MAX_ATTEMPTS="0"
-        )
+        settings_from(tmp_path, CATALOG_BATCH_SIZE="many", CATALOG_DECODING="greedy", CATALOG_MAX_ATTEMPTS="0")
     message = str(error.value)
     assert "CATALOG_BATCH_SIZE='many' is not a whole number" in message
     assert "CATALOG_DECODING='greedy'" in message
     assert "CATALOG_MAX_ATTEMPTS=0 must be at least 1" in message
 
 
-@pytest.mark.parametrize(
-    "url", ["mysql://u:p@host/db", "not a url", "postgresql+psycopg://u:p@host", "sqlite:///x.db"]
-)
+@pytest.mark.parametrize("url", ["mysql://u:p@host/db", "not a url", "postgresql+psycopg://u:p@host", "sqlite:///x.db"])
 def test_bad_database_url(tmp_path: Path, url: str) -> None:
     with pytest.raises(SettingsError, match="CATALOG_DATABASE_URL"):
         settings_from(tmp_path, CATALOG_DATABASE_URL=url)
@@ -103,9 +99,7 @@ def test_bad_broker_url(tmp_path: Path, url: str) -> None:
         settings_from(tmp_path, CATALOG_BROKER_URL=url)
 
 
-@pytest.mark.parametrize(
-    "variable,value", [("CATALOG_QUANTIZATION", "fp4"), ("CATALOG_ADAPTER", "s3://bucket")]
-)
+@pytest.mark.parametrize("variable,value", [("CATALOG_QUANTIZATION", "fp4"), ("CATALOG_ADAPTER", "s3://bucket")])
 def test_bad_choices(tmp_path: Path, variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         settings_from(tmp_path, **{variable: value})

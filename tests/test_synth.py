@@ -51,9 +51,7 @@ def _nearest_hue(pixel: np.ndarray, palette: dict[str, tuple[int, int, int]]) ->
     def chroma(rgb: np.ndarray) -> np.ndarray:
         return np.asarray(rgb, dtype=float) / max(1.0, float(np.sum(rgb)))
 
-    return min(
-        palette, key=lambda name: float(np.abs(chroma(pixel) - chroma(np.asarray(palette[name]))).sum())
-    )
+    return min(palette, key=lambda name: float(np.abs(chroma(pixel) - chroma(np.asarray(palette[name]))).sum()))
 
 
 def test_same_n_and_seed_give_identical_rows() -> None:
@@ -103,9 +101,7 @@ def test_labels_are_schema_valid_and_name_is_derived(records: list[dict]) -> Non
         labels = labels_from_record(record)
         for key in ("gender", "season", "usage"):
             assert labels[key] in FIELDS_BY_NAME[key].choices
-        assert labels["product_name"] == display_name(
-            record["gender"], record["baseColour"], record["articleType"]
-        )
+        assert labels["product_name"] == display_name(record["gender"], record["baseColour"], record["articleType"])
         assert len(labels["product_name"]) <= FIELDS_BY_NAME["product_name"].max_length
 
 

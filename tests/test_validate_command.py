@@ -71,11 +71,7 @@ def test_output_is_utf8_and_compact(monkeypatch, capsys) -> None:
 
 
 def test_surrogates_in_input_lines_are_refused(monkeypatch, capsys) -> None:
-    stdin = (
-        b'"'
-        + target_json({**GOOD, "color": "X"}).replace('"', '\\"').replace("X", "\\ud800").encode()
-        + b'"\n'
-    )
+    stdin = b'"' + target_json({**GOOD, "color": "X"}).replace('"', '\\"').replace("X", "\\ud800").encode() + b'"\n'
     _, verdicts, _ = run_validate(monkeypatch, capsys, stdin)
     assert verdicts == [{"ok": False, "reason": "color contains a lone surrogate U+D800"}]
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 
@@ -11,12 +13,9 @@ class AdapterNotFoundError(RuntimeError):
     """The adapter location holds no adapter."""
 
 
-def _download_prefix(uri: str, cache_root: Path) -> Path:
-    import boto3
-
+def _download_prefix(uri: str, cache_root: Path, client: Any) -> Path:
     parsed = urlparse(uri)
     bucket, prefix = parsed.netloc, parsed.path.lstrip("/").rstrip("/")
-    client = boto3.client("s3")
     listing = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
     objects = [obj for page in listing for obj in page.get("Contents", [])]
     if not any(obj["Key"].endswith("adapter_config.json") for obj in objects):
@@ -36,10 +35,17 @@ def _download_prefix(uri: str, cache_root: Path) -> Path:
     return target
 
 
-def resolve_adapter(location: str, cache_root: Path) -> Path:
-    """A local directory holding the adapter named by ``location`` (downloaded first if remote)."""
+def resolve_adapter(location: str, cache_root: Path, s3_client: Callable[[], Any] | None = None) -> Path:
+    """A local directory holding the adapter named by ``location`` (downloaded first if remote).
+
+    ``s3_client`` makes the boto3 client for an ``s3://`` location (default: boto3's own configuration).
+    """
     if location.startswith("s3://"):
-        return _download_prefix(location, cache_root)
+        if s3_client is None:
+            import boto3
+
+            return _download_prefix(location, cache_root, boto3.client("s3"))
+        return _download_prefix(location, cache_root, s3_client())
     path = Path(location).expanduser()
     if not (path / "adapter_config.json").is_file():
         raise AdapterNotFoundError(f"{path} holds no adapter_config.json; train one with `catalog train`")

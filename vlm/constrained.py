@@ -15,9 +15,7 @@ from catalog_enrich.schema import json_schema
 
 @lru_cache(maxsize=4)
 def _compiled_schema(tokenizer: Any, vocab_size: int, stop_token_ids: tuple[int, ...]) -> xgr.CompiledGrammar:
-    info = xgr.TokenizerInfo.from_huggingface(
-        tokenizer, vocab_size=vocab_size, stop_token_ids=list(stop_token_ids)
-    )
+    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size, stop_token_ids=list(stop_token_ids))
     # compact separators and no free whitespace: a model under JSON mode otherwise can emit
     # whitespace forever and never close the object
     return xgr.GrammarCompiler(info).compile_json_schema(

@@ -120,9 +120,7 @@ class Engine:
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
             log.warning("splitting a batch of %d after %s", len(images), type(error).__name__)
-            return self._generate_splitting(images[:half], plan) + self._generate_splitting(
-                images[half:], plan
-            )
+            return self._generate_splitting(images[:half], plan) + self._generate_splitting(images[half:], plan)
 
     def _generate_capped(self, images: list[Image.Image], plan: DecodingPlan) -> list[str]:
         """Generate in chunks no larger than what is known to fit."""
@@ -154,9 +152,7 @@ class Engine:
                     verdicts[index] = (None, str(text))
                     continue
                 verdict = validate_output(text)
-                verdicts[index] = (
-                    (verdict.attributes, verdict.reason) if verdict.ok else (None, verdict.reason)
-                )
+                verdicts[index] = (verdict.attributes, verdict.reason) if verdict.ok else (None, verdict.reason)
                 if not verdict.ok:
                     still_bad.append(index)
             pending = still_bad

@@ -42,9 +42,7 @@ def generate_outputs(loaded: LoadedModel, images: list[Image.Image], plan: Decod
     if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
         inputs["pixel_values"] = inputs["pixel_values"].to(compute_dtype(loaded.device))
     tokenizer = loaded.processor.tokenizer
-    pad_token_id = (
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prompter.stop_token_ids[0]
-    )
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prompter.stop_token_ids[0]
     logits_processors = []
     if plan.mode == "constrained":
         compiled = compile_schema(tokenizer, output_vocab_size(loaded.model), prompter.stop_token_ids)

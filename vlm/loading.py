@@ -117,8 +117,13 @@ def load_model(
     *,
     quantization: Quantization = "auto",
     device: torch.device | None = None,
+    version: str | None = None,
 ) -> LoadedModel:
-    """Load base + adapter for inference; call once per process and keep the result."""
+    """Load base + adapter for inference; call once per process and keep the result.
+
+    ``version`` names what was loaded (see ``configured_model_version``); by default it is derived from
+    the base and the adapter directory.
+    """
     device = device or pick_device()
     applied = resolve_quantization(quantization, device)
     log.info("loading %s (quantization %s, device %s)", base, applied, device)
@@ -127,5 +132,5 @@ def load_model(
         model = attach_adapter(model, adapter_dir, applied)
     processor = AutoProcessor.from_pretrained(base)
     prompter = Prompter.for_model(processor, model.config)
-    version = model_version(base, str(adapter_dir) if adapter_dir else None)
+    version = version or model_version(base, str(adapter_dir) if adapter_dir else None)
     return LoadedModel(model, processor, prompter, version, applied, device)

@@ -155,9 +155,7 @@ def train_adapter(base: str, data: Path, out: Path, settings: TrainingSettings) 
     model.save_pretrained(str(out))
     metrics: dict[str, Any] = {}
     if holdout:
-        loaded = LoadedModel(
-            model, processor, prompter, "training", "nf4" if settings.qlora else "none", device
-        )
+        loaded = LoadedModel(model, processor, prompter, "training", "nf4" if settings.qlora else "none", device)
         metrics = evaluate_examples(Engine(loaded, decoding="free"), holdout, batch_size=32)
     metadata = {
         "base_model": base,

@@ -20,12 +20,21 @@ _engine: Any = None
 
 def build_engine(settings: Settings) -> Any:
     """Load the configured base model and adapter into an inference engine."""
+    import boto3
+
+    from catalog_enrich.model_version import configured_model_version
     from vlm.adapter_source import resolve_adapter
     from vlm.engine import Engine
     from vlm.loading import load_model
 
-    adapter_dir = resolve_adapter(settings.adapter, settings.home / "adapters") if settings.adapter else None
-    loaded = load_model(settings.base_model, adapter_dir, quantization=settings.quantization)
+    def s3_client() -> Any:
+        return boto3.client("s3", **settings.s3.client_kwargs())
+
+    adapter_dir = resolve_adapter(settings.adapter, settings.home / "adapters", s3_client) if settings.adapter else None
+    # the version is computed from the configured location exactly as the producer computes it, so the
+    # producer's "already enriched by this model" check matches what the workers write
+    version = configured_model_version(settings.base_model, settings.adapter, s3_client)
+    loaded = load_model(settings.base_model, adapter_dir, quantization=settings.quantization, version=version)
     log.info("model %s loaded (version %s, %s)", settings.base_model, loaded.version, loaded.quantization)
     return Engine(loaded, decoding=settings.decoding, max_attempts=settings.max_attempts)
 

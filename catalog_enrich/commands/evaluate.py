@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.data.is_file():
         print(f"error: no such data file {args.data}; make one with `catalog synth`", file=sys.stderr)
         return 2
+    import boto3
+
+    from catalog_enrich.model_version import configured_model_version
     from catalog_enrich.settings import Settings
     from vlm.adapter_source import resolve_adapter
     from vlm.data.dataset import read_examples
@@ -49,10 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from vlm.evaluation import evaluate_examples, format_report
     from vlm.loading import load_model
 
-    adapter_dir = None
-    if args.adapter:
-        adapter_dir = resolve_adapter(args.adapter, Settings.from_env().home / "adapters")
-    loaded = load_model(args.base, adapter_dir, quantization=args.quantization)
+    settings = Settings.from_env()
+
+    def s3_client() -> object:
+        return boto3.client("s3", **settings.s3.client_kwargs())
+
+    adapter_dir = resolve_adapter(args.adapter, settings.home / "adapters", s3_client) if args.adapter else None
+    version = configured_model_version(args.base, args.adapter, s3_client)
+    loaded = load_model(args.base, adapter_dir, quantization=args.quantization, version=version)
     engine = Engine(loaded, decoding=args.decoding, max_attempts=args.attempts)
     examples = read_examples(args.data)[: args.limit]
     metrics = evaluate_examples(engine, examples, batch_size=args.batch_size)

@@ -101,9 +101,7 @@ class PostgresService(LocalService):
                 timeout=timeout,
             )
         except subprocess.CalledProcessError as error:
-            raise ServiceError(
-                f"PostgreSQL {tool} failed:\n{error.stderr.strip()}\n{log_tail(self.log)}"
-            ) from error
+            raise ServiceError(f"PostgreSQL {tool} failed:\n{error.stderr.strip()}\n{log_tail(self.log)}") from error
 
     def _start(self, port: int, credentials: Credentials) -> None:
         ensure_port_free(port, service="PostgreSQL", variable=self.port_variable)

@@ -102,9 +102,7 @@ def log_tail(log: Path, lines: int = 20) -> str:
     return f"last lines of {log}:\n" + "\n".join(text)
 
 
-def spawn(
-    argv: Sequence[str], *, log: Path, pid_file: Path, env: Mapping[str, str] | None = None, cwd: Path
-) -> int:
+def spawn(argv: Sequence[str], *, log: Path, pid_file: Path, env: Mapping[str, str] | None = None, cwd: Path) -> int:
     """Start ``argv`` detached from this process (own session, output to ``log``) and record its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:

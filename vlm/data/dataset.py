@@ -105,9 +105,7 @@ def iter_examples(path: str | Path, *, batch_rows: int = ROWS_PER_GROUP) -> Iter
     source = pq.ParquetFile(path)
     missing = sorted({"id", "image", *_LABEL_COLUMNS} - set(source.schema_arrow.names))
     if missing:
-        raise ValueError(
-            f"{path} lacks the column(s) {', '.join(missing)}; expected the fashion-product layout"
-        )
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}; expected the fashion-product layout")
     skipped = 0
     for batch in source.iter_batches(batch_size=batch_rows, columns=["id", "image", *_LABEL_COLUMNS]):
         for row in batch.to_pylist():

@@ -149,9 +149,7 @@ def _cap(draw: ImageDraw.ImageDraw, box: Box, fill: RGB, edge: RGB, width: int) 
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     _polygon(draw, box, [(0.5, 0.62), (1.0, 0.74), (1.0, 0.9), (0.5, 0.84)], fill, edge, width)
-    draw.pieslice(
-        (x0, y0 + 0.06 * h, x0 + 0.7 * w, y0 + 1.5 * h), 180, 360, fill=fill, outline=edge, width=width
-    )
+    draw.pieslice((x0, y0 + 0.06 * h, x0 + 0.7 * w, y0 + 1.5 * h), 180, 360, fill=fill, outline=edge, width=width)
     _ellipse(draw, box, (0.31, 0.0, 0.39, 0.12), fill, edge, width)
     _line(draw, box, [(0.35, 0.1), (0.35, 0.78)], edge, width)
 
@@ -187,9 +185,7 @@ def _background(width: int, height: int, season: str, rng: np.random.Generator) 
     return Image.fromarray(pixels, "RGB")
 
 
-def _product_layer(
-    size: tuple[int, int], article_type: str, colour: str, rng: np.random.Generator
-) -> Image.Image:
+def _product_layer(size: tuple[int, int], article_type: str, colour: str, rng: np.random.Generator) -> Image.Image:
     width, height = size
     shape, (u0, v0, u1, v1) = SHAPES[article_type]
     left, top, right, bottom = PRODUCT_BOX
@@ -267,9 +263,7 @@ def synth_records(n: int, seed: int) -> Iterator[dict]:
         labels = {column: deck.deal() for column, deck in decks.items()}
         # one generator per row: a row's image depends only on (seed, row), not on the rows before it
         rng = np.random.default_rng([seed, 1, index])
-        image = draw_product(
-            *(labels[c] for c in ("articleType", "baseColour", "gender", "season", "usage")), rng
-        )
+        image = draw_product(*(labels[c] for c in ("articleType", "baseColour", "gender", "season", "usage")), rng)
         product_id = FIRST_ID + index
         article = ARTICLES[labels["articleType"]]
         yield {
