@@ -101,14 +101,25 @@ def attach_adapter(model: Any, adapter_dir: Path, quantization: str) -> Any:
     """The model with the LoRA adapter applied.
 
     On a full-precision base the adapter is merged (faster generation). On a quantized base it stays
-    a separate PeftModel: merging into 4-bit weights re-rounds them and changes the outputs.
+    a separate PeftModel: merging into 4-bit weights re-rounds them and changes the outputs. A tied
+    output head also stays unmerged (see ``has_tied_output_head``).
     """
     from peft import PeftModel
 
     peft_model = PeftModel.from_pretrained(model, str(adapter_dir))
-    if quantization == "none":
+    if quantization == "none" and not has_tied_output_head(model):
         return peft_model.merge_and_unload().eval()
     return peft_model.eval()
+
+
+def has_tied_output_head(model: Any) -> bool:
+    """Whether the output head shares its weight with the input embeddings.
+
+    Merging a LoRA delta into a tied head also changes the input embeddings, so every prompt token
+    would be embedded differently from training: such adapters must stay unmerged.
+    """
+    head, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
+    return head is not None and embeddings is not None and head.weight is embeddings.weight
 
 
 def load_model(

@@ -17,6 +17,7 @@ import torch
 from catalog_enrich.model_version import source_identity
 from catalog_enrich.progress import progress_bar
 from catalog_enrich.schema import INSTRUCTION, SCHEMA_VERSION, schema_fingerprint, target_json
+from vlm.augment import augment
 from vlm.data.dataset import Example, read_examples, split_examples
 from vlm.loading import LoadedModel, compute_dtype, load_base, pick_device
 from vlm.lora import lora_config
@@ -33,10 +34,11 @@ class TrainingSettings:
 
     steps: optimizer steps (``epochs`` wins when given). lr: AdamW learning rate. rank / alpha: LoRA size.
     batch_size: images per step. holdout_fraction: share of examples kept out for the final metrics.
-    qlora: train on a 4-bit base. seed: shuffling, split and initialisation.
+    qlora: train on a 4-bit base. augment: random crops of the training images (see ``vlm.augment``).
+    seed: shuffling, split, augmentation and initialisation.
     """
 
-    steps: int = 800
+    steps: int = 1400
     epochs: float | None = None
     lr: float = 3e-3
     rank: int = 16
@@ -44,6 +46,7 @@ class TrainingSettings:
     batch_size: int = 16
     holdout_fraction: float = 0.1
     qlora: bool = False
+    augment: bool = True
     seed: int = 0
 
 
@@ -101,12 +104,12 @@ def run_steps(model: Any, prompter: Any, train: list[Example], settings: Trainin
     model.train()
     losses: list[float] = []
     batches = _batches(train, min(settings.batch_size, len(train)), settings.seed)
+    views = random.Random(settings.seed + 1)
     progress = progress_bar(total=total, desc="training", unit="step")
     for _ in range(total):
         batch = next(batches)
-        inputs = prompter.training_inputs(
-            [example.image for example in batch], [target_json(example.labels) for example in batch]
-        ).to(device)
+        images = [augment(e.image, views) if settings.augment else e.image for e in batch]
+        inputs = prompter.training_inputs(images, [target_json(e.labels) for e in batch]).to(device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(compute_dtype(device))
         loss = model(**inputs).loss

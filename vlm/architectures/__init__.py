@@ -26,7 +26,7 @@ ARCHITECTURES: dict[str, Callable[[], base.TinyBuild]] = {
 }
 
 #: the architecture tests and the demo use unless told otherwise
-DEFAULT_ARCHITECTURE = "qwen2_vl"
+DEFAULT_ARCHITECTURE = "gemma3"
 
 
 def build_tiny_model(arch: str, out_dir: Path, *, seed: int = 0) -> Path:
