@@ -38,7 +38,7 @@ class TrainingSettings:
     seed: shuffling, split, augmentation and initialisation.
     """
 
-    steps: int = 1400
+    steps: int = 1000
     epochs: float | None = None
     lr: float = 3e-3
     rank: int = 16

@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", required=True, help="base model directory or hub id")
     parser.add_argument("--data", required=True, type=Path, help="parquet file of labelled images")
     parser.add_argument("--out", required=True, type=Path, help="directory to save the adapter in")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default 1400)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default 1000)")
     parser.add_argument("--epochs", type=float, default=None, help="train for this many epochs instead")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default 3e-3)")
     parser.add_argument("--rank", type=int, default=None, help="LoRA rank (default 16; alpha = 2 x rank)")

@@ -13,8 +13,9 @@ from transformers import (
 from vlm.architectures import base
 from vlm.tokenizer import TokenizerSpec, build_tokenizer
 
-#: image soft tokens per image: the 8 x 8 patch grid average-pooled to 4 x 4
-TOKENS_PER_IMAGE = 16
+#: image soft tokens per image: the full 8 x 8 patch grid, unpooled; pooling to 4 x 4 blurs the
+#: silhouettes that tell product types apart (held-out type accuracy 0.94 pooled, 0.97-0.985 unpooled)
+TOKENS_PER_IMAGE = 64
 
 #: Gemma 3's chat template (the assistant role is called "model"), without system-prompt folding
 CHAT_TEMPLATE = (
