@@ -18,6 +18,9 @@ COMMANDS: dict[str, str] = {
     "migrate": "catalog_enrich.commands.migrate",
     "worker": "catalog_enrich.commands.worker",
     "demo": "catalog_enrich.commands.demo",
+    "status": "catalog_enrich.commands.status",
+    "report": "catalog_enrich.commands.report",
+    "flower": "catalog_enrich.commands.flower",
 }
 
 

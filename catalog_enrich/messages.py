@@ -2,7 +2,8 @@
 
 Both sides import this module instead of each other, so the producer never loads the worker (or torch).
 A batch message is JSON: ``{"run_id": str, "batch_id": str, "items": [{"item_id": int, "bucket": str,
-"key": str, "etag": str}, ...]}``.
+"key": str, "etag": str}, ...], "sent_at": ISO 8601 time}``; ``sent_at`` is optional and readers ignore keys
+they do not know.
 """
 
 #: the Celery task that enriches one batch of image references

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
@@ -48,9 +49,18 @@ class BatchSender:
         self.sent = 0
 
     def send(self, payload: dict[str, Any]) -> None:
-        """Publish one batch message (see ``catalog_enrich.messages`` for its shape)."""
+        """Publish one batch message (see ``catalog_enrich.messages`` for its shape), stamped ``sent_at``."""
+        # the send time lets workers measure how long batches wait in the queue
+        message = {**payload, "sent_at": datetime.now(UTC).isoformat()}
+        summary = f"run={payload['run_id']} batch={payload['batch_id']} images={len(payload['items'])}"
         self._app.send_task(
-            ENRICH_BATCH_TASK, kwargs={"message": payload}, queue=INFERENCE_QUEUE, producer=self._producer
+            ENRICH_BATCH_TASK,
+            kwargs={"message": message},
+            queue=INFERENCE_QUEUE,
+            producer=self._producer,
+            # what Flower and worker logs show instead of the whole list of image references
+            argsrepr="()",
+            kwargsrepr=summary,
         )
         self.sent += 1
 

@@ -10,10 +10,11 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from worker.app import create_app
 from worker.engine_holder import get_engine
+from worker.metrics import start_metrics_server
 
 log = logging.getLogger(__name__)
 
@@ -28,3 +29,12 @@ def load_model_in_child(**_: Any) -> None:
     """Load the engine as soon as a pool process starts, so the first batch doesn't pay for it."""
     if os.environ.get(PRELOAD_VARIABLE, "1") != "0":
         get_engine(app.conf.catalog_settings)
+    # metrics live in the process that runs the tasks, so that process serves them
+    start_metrics_server()
+
+
+@worker_ready.connect
+def serve_metrics_without_pool_processes(sender: Any = None, **_: Any) -> None:
+    """A solo worker runs tasks in its own process: serve its metrics (a prefork parent runs none)."""
+    if "prefork" not in type(getattr(sender, "pool", None)).__module__:
+        start_metrics_server()

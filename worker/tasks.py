@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from functools import cache
 from typing import Any
 
@@ -18,6 +19,7 @@ from worker.batch import BatchContext, BatchMessage, InvalidMessageError, proces
 from worker.engine_holder import get_engine
 from worker.fetch import TransientFetchError
 from worker.images import DecodeLimits
+from worker.metrics import BATCH_RETRIES, instrumented, observe_delivery, observe_report
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,13 @@ MAX_BACKOFF = 120
 def batch_context() -> BatchContext:
     """The per-process context: settings, S3 client, database sessions, engine provider."""
     settings = Settings.from_env()
-    return BatchContext(
+    context = BatchContext(
         engine_provider=lambda: get_engine(settings),
         s3=boto3.client("s3", **settings.s3.client_kwargs()),
         sessions=make_session_factory(settings.require_database_url()),
         limits=DecodeLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels),
     )
+    return instrumented(context)
 
 
 def mark_failed(batch: BatchMessage, reason: str) -> None:
@@ -61,6 +64,8 @@ def enrich_batch(self: Any, message: dict) -> dict:
         # nothing in it can be tied to the ledger; retrying would fail the same way
         log.error("dropping message: %s", error)
         return {"dropped": str(error)}
+    observe_delivery(message, len(batch.items), retries=self.request.retries)
+    started = time.perf_counter()
     try:
         report = process_batch(batch, batch_context())
     except (TransientFetchError, OperationalError, DBAPIError) as error:
@@ -69,7 +74,9 @@ def enrich_batch(self: Any, message: dict) -> dict:
             raise
         countdown = min(MAX_BACKOFF, FIRST_BACKOFF * 2**self.request.retries)
         log.warning("batch %s: %s; retrying in %d s", batch.batch_id, error, countdown)
+        BATCH_RETRIES.inc()
         raise self.retry(exc=error, countdown=countdown) from error
+    observe_report(report, time.perf_counter() - started)
     log.info(
         "batch %s of run %s: %d done, %d dead-lettered, %d skipped",
         batch.batch_id,
