@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "status": "catalog_enrich.commands.status",
     "report": "catalog_enrich.commands.report",
     "flower": "catalog_enrich.commands.flower",
+    "bench": "catalog_enrich.commands.bench",
 }
 
 

@@ -46,3 +46,15 @@ def test_family_trains_quantizes_and_returns_valid_attributes(arch: str, trainin
     for result in results:
         assert result.ok, (arch, result.reason, result.raw_output[:200])
         assert list(result.attributes) == list(KEYS)
+
+
+def test_qlora_trains_on_a_4bit_base_on_cpu(training_data: Path, tmp_path: Path):
+    base = build_tiny_model("gemma3", tmp_path / "base")
+    settings = TrainingSettings(steps=4, batch_size=8, qlora=True)
+    metadata = train_adapter(str(base), training_data, tmp_path / "adapter", settings)
+    assert metadata["settings"]["qlora"] is True and metadata["final_loss"] == metadata["final_loss"]  # not NaN
+    loaded = load_model(str(base), tmp_path / "adapter", quantization="nf4", device=torch.device("cpu"))
+    from peft import PeftModel
+
+    # a quantized base keeps the adapter separate: merging would re-round the 4-bit weights
+    assert isinstance(loaded.model, PeftModel)

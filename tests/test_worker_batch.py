@@ -140,3 +140,23 @@ def test_malformed_messages_are_refused_clearly():
         BatchMessage.from_payload({"run_id": "r", "items": [{"key": "a"}]})
     with pytest.raises(InvalidMessageError):
         BatchMessage.from_payload("pickle me")
+
+
+def test_s3_failures_that_may_pass_are_raised_for_a_retry(s3, sessions, engine, service_env):
+    import boto3
+
+    from worker.fetch import TransientFetchError
+
+    etags = upload(s3, product_images(1, seed=6))
+    message = start_run(sessions, s3.bucket, etags, engine.model_version)
+    wrong_secret = boto3.client(
+        "s3",
+        endpoint_url=service_env["AWS_ENDPOINT_URL_S3"],
+        aws_access_key_id=service_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key="not-the-secret",
+        region_name="us-east-1",
+    )
+    with pytest.raises(TransientFetchError, match=r"SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId"):
+        process_batch(message, BatchContext(engine_provider=lambda: engine, s3=wrong_secret, sessions=sessions))
+    # nothing was decided for the item: it stays queued for the retry (or for enqueue --resume)
+    assert set(statuses(sessions, message.run_id).values()) == {"queued"}
