@@ -50,6 +50,7 @@ def _query(connection: Connection, title: str, sql: str, bucket: str) -> None:
 
 def accuracy_against(connection: Connection, bucket: str, labels: dict[str, dict[str, str]]) -> dict[str, float]:
     """Per-attribute share of catalog rows equal to the known labels (missing rows count as wrong)."""
+    # column names cannot be bound parameters; these are the schema's attribute names, fixed in code
     columns = ", ".join(KEYS)
     rows = connection.execute(text(f"SELECT key, {columns} FROM catalog WHERE bucket = :bucket"), {"bucket": bucket})
     stored = {row.key: row._mapping for row in rows}

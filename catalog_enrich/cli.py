@@ -17,11 +17,14 @@ COMMANDS: dict[str, str] = {
     "services": "catalog_enrich.commands.services",
     "migrate": "catalog_enrich.commands.migrate",
     "worker": "catalog_enrich.commands.worker",
+    "control-worker": "catalog_enrich.commands.control_worker",
+    "beat": "catalog_enrich.commands.beat",
     "demo": "catalog_enrich.commands.demo",
     "status": "catalog_enrich.commands.status",
     "report": "catalog_enrich.commands.report",
     "flower": "catalog_enrich.commands.flower",
     "bench": "catalog_enrich.commands.bench",
+    "reliability": "catalog_enrich.commands.reliability",
 }
 
 
@@ -40,11 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``catalog`` console script."""
     args = build_parser().parse_args(argv)
+    from catalog_enrich.services.process import ServiceError
+    from catalog_enrich.settings import SettingsError
+
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ServiceError, SettingsError) as error:
+        # a local server that cannot start or a setting to fix: the message says what to do, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

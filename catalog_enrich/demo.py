@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import boto3
 from sqlalchemy import text
 
 from catalog_enrich.settings import Settings
+from catalog_enrich.worker_process import CATALOG_WORKER, start_worker_process, stop_worker_process
 
 #: the bucket the demo fills and enriches
 DEMO_BUCKET = "products"
@@ -103,26 +103,8 @@ def start_worker(home: Path, say: Say) -> subprocess.Popen:
     """A real worker process, logging to CATALOG_HOME/logs/demo-worker.log."""
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_file = open(logs / "demo-worker.log", "ab")  # noqa: SIM115 - lives as long as the worker
     say(f"starting a worker (log: {logs / 'demo-worker.log'})")
-    return subprocess.Popen(
-        [sys.executable, "-m", "catalog_enrich.cli", "worker", "--name", "demo@%h"],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        env=os.environ.copy(),
-        start_new_session=True,
-    )
-
-
-def stop_worker(worker: subprocess.Popen) -> None:
-    """Warm shutdown: the worker finishes (or returns) its message before it exits."""
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+    return start_worker_process([*CATALOG_WORKER, "--name", "demo@%h"], os.environ, logs / "demo-worker.log")
 
 
 def run_enqueue(say: Say) -> dict:
@@ -156,7 +138,7 @@ def main(say: Say = _say) -> int:
     try:
         summary = run_enqueue(say)
     finally:
-        stop_worker(worker)
+        stop_worker_process(worker)
     say(f"run {summary['run_id']}: {json.dumps({k: v for k, v in summary.items() if k != 'run_id'})}")
     from db.engine import make_engine
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from catalog_enrich.catalog_report import format_table
-from catalog_enrich.settings import mask_url
+from catalog_enrich.masking import mask_secrets, mask_url
 from db.engine import make_engine
 from db.models import FINAL_ITEM_STATUSES, EnrichmentItem, EnrichmentRun
 
@@ -44,7 +44,7 @@ def connect_ledger(url: str) -> Engine:
         engine.dispose()
         # driver errors span several lines; the first says what went wrong
         lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-        cause = lines[0] if lines else type(error).__name__
+        cause = mask_secrets(lines[0]) if lines else type(error).__name__
         where = mask_url(url)
         if "enrichment_runs" in cause:
             raise LedgerUnavailableError(f"database {where} has no ledger tables: run `catalog migrate`") from error

@@ -14,10 +14,16 @@ CATALOG_BATCH_SIZE           image references per queue message (default 16)
 CATALOG_MAX_ATTEMPTS         model attempts per image before it is dead-lettered (default 3)
 CATALOG_TASK_TIME_LIMIT      hard time limit of one batch task, seconds (default 1800)
 CATALOG_VISIBILITY_TIMEOUT   seconds before an unacknowledged message is redelivered (default 7200)
+CATALOG_REAPER_QUIET         seconds a run's unfinished items stay untouched, the broker empty, before the
+                             reaper resends them (default 120)
 CATALOG_QUANTIZATION         auto, nf4, int8 or none (default auto: nf4 on a GPU, none on CPU)
 CATALOG_DECODING             constrained or free (default constrained)
 CATALOG_MAX_IMAGE_BYTES      largest image file accepted (default 20 MiB)
 CATALOG_MAX_IMAGE_PIXELS     largest image accepted, width x height (default 40e6)
+CATALOG_BACKFILL_CRON        when beat enqueues the backfill, five cron fields in UTC (default "0 2 * * *")
+CATALOG_BACKFILL_TARGETS     what the backfill enqueues: bucket or bucket/prefix, comma-separated (default none)
+CATALOG_REAPER_INTERVAL      seconds between beat's checks for stalled runs (default 300)
+CATALOG_LOG_FORMAT           text or json (one object per line) for workers and beat (default text)
 AWS_ENDPOINT_URL_S3          S3 endpoint (or AWS_ENDPOINT_URL); unset: AWS itself
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION   the standard AWS credentials
 =========================== ==================================================================
@@ -29,13 +35,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
+
+from catalog_enrich.backfill_settings import DEFAULT_BACKFILL_CRON, BackfillTarget, cron_problems, parse_targets
+from catalog_enrich.masking import mask_url
 
 #: accepted values of CATALOG_QUANTIZATION; ``auto`` lets the model loader pick by device
 QUANTIZATIONS = ("auto", "nf4", "int8", "none")
 
 #: accepted values of CATALOG_DECODING
 DECODINGS = ("constrained", "free")
+
+#: accepted values of CATALOG_LOG_FORMAT
+LOG_FORMATS = ("text", "json")
 
 #: the region used when AWS_DEFAULT_REGION is unset
 DEFAULT_REGION = "us-east-1"
@@ -54,16 +66,6 @@ def catalog_home(environ: Mapping[str, str] | None = None) -> Path:
     return Path(environ.get("CATALOG_HOME") or ".catalog").expanduser().resolve()
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, safe to print or log."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 @dataclass(frozen=True, kw_only=True)
 class S3Settings:
     """Where images and adapters are read from.
@@ -75,7 +77,8 @@ class S3Settings:
 
     endpoint_url: str | None = None
     access_key_id: str | None = None
-    secret_access_key: str | None = None
+    # out of repr: settings objects end up in printed config (Celery's `conf` command, Flower's Config tab)
+    secret_access_key: str | None = field(default=None, repr=False)
     region: str = DEFAULT_REGION
 
     def client_kwargs(self) -> dict[str, str]:
@@ -98,25 +101,37 @@ class Settings:
     broker_url: Redis URL of the Celery broker, or None likewise.
     base_model, adapter: what the workers load (adapter None: the base model alone).
     batch_size, max_attempts, task_time_limit, visibility_timeout: queueing and retry behaviour.
+    reaper_quiet: seconds a run's unfinished items must stay untouched, with the broker empty, before the
+    reaper resends them.
     quantization, decoding: how the model runs.
     max_image_bytes, max_image_pixels: images larger than this are refused before decoding.
+    backfill_cron, backfill_targets: when beat enqueues the nightly backfill, and which bucket prefixes.
+    reaper_interval: seconds between beat's checks for stalled runs.
+    log_format: ``text`` or ``json`` log lines.
     s3: the S3 endpoint and credentials.
     from_local_services: variables whose value came from the running local services.
     """
 
     home: Path
-    database_url: str | None = None
-    broker_url: str | None = None
+    # out of repr, which would show their passwords wherever the settings are printed: Celery's `conf`
+    # control command and Flower's worker Config tab show the settings object the worker app carries
+    database_url: str | None = field(default=None, repr=False)
+    broker_url: str | None = field(default=None, repr=False)
     base_model: str = ""
     adapter: str | None = None
     batch_size: int = 16
     max_attempts: int = 3
     task_time_limit: int = 1800
     visibility_timeout: int = 7200
+    reaper_quiet: int = 120
     quantization: str = "auto"
     decoding: str = "constrained"
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    backfill_cron: str = DEFAULT_BACKFILL_CRON
+    backfill_targets: tuple[BackfillTarget, ...] = ()
+    reaper_interval: int = 300
+    log_format: str = "text"
     s3: S3Settings = field(default_factory=S3Settings)
     from_local_services: tuple[str, ...] = ()
 
@@ -166,11 +181,17 @@ class Settings:
             "max attempts": str(self.max_attempts),
             "task time limit": f"{self.task_time_limit} s",
             "visibility timeout": f"{self.visibility_timeout} s",
+            "reaper quiet": f"{self.reaper_quiet} s",
             "quantization": self.quantization,
             "decoding": self.decoding,
             "max image bytes": str(self.max_image_bytes),
             "max image pixels": str(self.max_image_pixels),
-            "s3 endpoint": (self.s3.endpoint_url or "AWS") + origin("AWS_ENDPOINT_URL_S3"),
+            "backfill cron": self.backfill_cron,
+            "backfill targets": ", ".join(map(str, self.backfill_targets)) or "none",
+            "reaper interval": f"{self.reaper_interval} s",
+            "log format": self.log_format,
+            "s3 endpoint": (mask_url(self.s3.endpoint_url) if self.s3.endpoint_url else "AWS")
+            + origin("AWS_ENDPOINT_URL_S3"),
             "s3 access key id": self.s3.access_key_id or "unset (boto3 default chain)",
             "s3 secret access key": "set (hidden)" if self.s3.secret_access_key else "unset",
             "s3 region": self.s3.region,
@@ -186,8 +207,10 @@ def _check(settings: Settings) -> list[str]:
         "CATALOG_MAX_ATTEMPTS": settings.max_attempts,
         "CATALOG_TASK_TIME_LIMIT": settings.task_time_limit,
         "CATALOG_VISIBILITY_TIMEOUT": settings.visibility_timeout,
+        "CATALOG_REAPER_QUIET": settings.reaper_quiet,
         "CATALOG_MAX_IMAGE_BYTES": settings.max_image_bytes,
         "CATALOG_MAX_IMAGE_PIXELS": settings.max_image_pixels,
+        "CATALOG_REAPER_INTERVAL": settings.reaper_interval,
     }
     problems += [f"{name}={value} must be at least 1" for name, value in positive.items() if value < 1]
     if settings.visibility_timeout <= settings.task_time_limit:
@@ -202,6 +225,9 @@ def _check(settings: Settings) -> list[str]:
         problems.append(f"CATALOG_QUANTIZATION={settings.quantization!r}: use one of {choices}.")
     if settings.decoding not in DECODINGS:
         problems.append(f"CATALOG_DECODING={settings.decoding!r}: use one of {', '.join(DECODINGS)}.")
+    if settings.log_format not in LOG_FORMATS:
+        problems.append(f"CATALOG_LOG_FORMAT={settings.log_format!r}: use one of {', '.join(LOG_FORMATS)}.")
+    problems += cron_problems(settings.backfill_cron)
     if settings.database_url is not None:
         problems += check_database_url(settings.database_url)
     if settings.broker_url is not None:
@@ -221,10 +247,25 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _split_url(url: str) -> SplitResult | None:
+    """``urlsplit(url)``, or None when the text is no URL at all (an unescaped ``[`` in a password does that)."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
+def _unparseable(variable: str, url: str) -> str:
+    """The problem of a URL that cannot be split, without its password."""
+    return f"{variable}={mask_url(url)!r} cannot be parsed: percent-encode @ : / ? # [ ] % in the password."
+
+
 def check_database_url(url: str) -> list[str]:
     """Problems with a database URL (empty when it is fine)."""
     example = "postgresql+psycopg://user:password@host:5432/catalog"
-    parts = urlsplit(url)
+    parts = _split_url(url)
+    if parts is None:
+        return [_unparseable("CATALOG_DATABASE_URL", url)]
     if parts.scheme != "postgresql+psycopg":
         return [f"CATALOG_DATABASE_URL={mask_url(url)!r} is not a PostgreSQL URL: use {example}."]
     if not (parts.hostname or "host=" in parts.query) or not parts.path.strip("/"):
@@ -235,7 +276,9 @@ def check_database_url(url: str) -> list[str]:
 def check_broker_url(url: str) -> list[str]:
     """Problems with a Redis broker URL (empty when it is fine)."""
     example = "redis://:password@host:6379/0"
-    parts = urlsplit(url)
+    parts = _split_url(url)
+    if parts is None:
+        return [_unparseable("CATALOG_BROKER_URL", url)]
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         return [f"CATALOG_BROKER_URL={mask_url(url)!r} is not a Redis URL: use {example}."]
     database = parts.path.strip("/")
@@ -250,9 +293,11 @@ def check_broker_url(url: str) -> list[str]:
 
 def check_endpoint_url(url: str) -> list[str]:
     """Problems with an S3 endpoint URL (empty when it is fine)."""
-    parts = urlsplit(url)
+    parts = _split_url(url)
+    if parts is None:
+        return [_unparseable("AWS_ENDPOINT_URL_S3", url)]
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return [f"AWS_ENDPOINT_URL_S3={url!r} is not an http(s) URL: use e.g. http://127.0.0.1:18333."]
+        return [f"AWS_ENDPOINT_URL_S3={mask_url(url)!r} is not an http(s) URL: use e.g. http://127.0.0.1:18333."]
     return []
 
 
@@ -321,6 +366,8 @@ def _read(environ: Mapping[str, str]) -> Settings:
         secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
         region=aws["AWS_DEFAULT_REGION"] or DEFAULT_REGION,
     )
+    backfill_targets, target_problems = parse_targets(text("CATALOG_BACKFILL_TARGETS"))
+    problems += target_problems
     values = {
         "home": home,
         "database_url": normalize_database_url(database_url) if database_url else None,
@@ -331,10 +378,15 @@ def _read(environ: Mapping[str, str]) -> Settings:
         "max_attempts": number("CATALOG_MAX_ATTEMPTS", 3),
         "task_time_limit": number("CATALOG_TASK_TIME_LIMIT", 1800),
         "visibility_timeout": number("CATALOG_VISIBILITY_TIMEOUT", 7200),
+        "reaper_quiet": number("CATALOG_REAPER_QUIET", 120),
         "quantization": (text("CATALOG_QUANTIZATION") or "auto").lower(),
         "decoding": (text("CATALOG_DECODING") or "constrained").lower(),
         "max_image_bytes": number("CATALOG_MAX_IMAGE_BYTES", 20 * 1024 * 1024),
         "max_image_pixels": number("CATALOG_MAX_IMAGE_PIXELS", 40_000_000),
+        "backfill_cron": " ".join((text("CATALOG_BACKFILL_CRON") or DEFAULT_BACKFILL_CRON).split()),
+        "backfill_targets": backfill_targets,
+        "reaper_interval": number("CATALOG_REAPER_INTERVAL", 300),
+        "log_format": (text("CATALOG_LOG_FORMAT") or "text").lower(),
         "s3": s3,
         "from_local_services": tuple(used_local),
     }

@@ -83,6 +83,7 @@ def upsert_catalog_rows(session: Session, results: Iterable[CatalogResult]) -> i
     # both run_ids are named as text: SQLAlchemy does not correlate a subquery with the target (or the
     # EXCLUDED row) of an INSERT and would add a cross join with the whole catalog table instead
     incoming_started = select(runs.c.started_at).where(runs.c.id == literal_column("excluded.run_id"))
+    # (``table.name`` is the model's own table name, so this text never holds input)
     stored_started = select(runs.c.started_at).where(runs.c.id == literal_column(f"{table.name}.run_id"))
     changed = or_(
         table.c.etag != incoming.etag,

@@ -194,11 +194,15 @@ def assign_batch(session: Session, item_ids: Sequence[int], batch_id: str) -> No
 
 
 def record_deliveries(session: Session, item_ids: Sequence[int]) -> dict[int, int]:
-    """Count one more delivery of each item; item id -> deliveries so far (a poison message shows here)."""
+    """Count one more delivery of each item not yet final; item id -> deliveries so far.
+
+    Items already final (finished by another delivery of the same batch) are left out of the result, so a
+    poison message shows here as a count that keeps rising, and a duplicate delivery as a missing id.
+    """
     table = EnrichmentItem.__table__
     statement = (
         update(table)
-        .where(table.c.id.in_(list(item_ids)))
+        .where(table.c.id.in_(list(item_ids)), table.c.status.not_in(FINAL_ITEM_STATUSES))
         .values(deliveries=table.c.deliveries + 1, updated_at=func.now())
         .returning(table.c.id, table.c.deliveries)
     )
@@ -302,8 +306,11 @@ def run_counts(session: Session, run_id: str) -> dict[str, int]:
     return producer | per_status
 
 
-def unfinished_items(session: Session, run_id: str, *, limit: int | None = None) -> list[LedgerItem]:
-    """A run's items not yet in a final state (queued or failed), oldest first, for re-enqueueing."""
+def unfinished_items(session: Session, run_id: str, *, after_id: int = 0, limit: int | None = None) -> list[LedgerItem]:
+    """A run's items not yet in a final state (queued or failed) with ids above ``after_id``, oldest first.
+
+    Page through a large run with ``limit`` and the last id of the previous page as ``after_id``.
+    """
     table = EnrichmentItem.__table__
     statement = (
         select(
@@ -316,7 +323,7 @@ def unfinished_items(session: Session, run_id: str, *, limit: int | None = None)
             table.c.attempts,
             table.c.deliveries,
         )
-        .where(table.c.run_id == run_id, table.c.status.not_in(FINAL_ITEM_STATUSES))
+        .where(table.c.run_id == run_id, table.c.status.not_in(FINAL_ITEM_STATUSES), table.c.id > after_id)
         .order_by(table.c.id)
         .limit(limit)
     )

@@ -18,7 +18,9 @@ from db.models import FINAL_ITEM_STATUSES, EnrichmentItem, EnrichmentRun
 def _locked_status(session: Session, run_id: str) -> str | None:
     """The run's status, with its row locked until the transaction ends (None if there is no such run)."""
     runs = EnrichmentRun.__table__
-    statement = select(runs.c.status).where(runs.c.id == run_id).with_for_update()
+    # FOR NO KEY UPDATE, not FOR UPDATE: the batch's own catalog inserts already hold a KEY SHARE lock on
+    # this row (their foreign key), and two batches each holding one while asking for FOR UPDATE deadlock
+    statement = select(runs.c.status).where(runs.c.id == run_id).with_for_update(key_share=True)
     return session.execute(statement).scalar_one_or_none()
 
 

@@ -57,6 +57,8 @@ def list_image_pages(
     them is an image; they are still yielded so callers can show listing progress.
     """
     paginator = client.get_paginator("list_objects_v2")
+    # no EncodingType here: botocore then asks for URL-encoded keys itself (XML cannot carry every
+    # character a key may hold) and decodes them; naming it would hand back "a b.jpg" as "a%20b.jpg"
     pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
     kept = 0
     for page in pages:

@@ -12,7 +12,7 @@ from celery import Celery
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from catalog_enrich.settings import mask_url
+from catalog_enrich.masking import mask_secrets, mask_url
 
 #: seconds to wait for the broker before calling it unreachable
 BROKER_CHECK_TIMEOUT = 5.0
@@ -23,9 +23,12 @@ class ProducerError(RuntimeError):
 
 
 def first_line(error: BaseException) -> str:
-    """The first line of an exception's text (driver errors carry several), or its type when empty."""
+    """The first line of an exception's text (driver errors carry several), or its type when empty.
+
+    Passwords in it are masked: client libraries quote the URL they failed on, credentials included.
+    """
     lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    return mask_secrets(lines[0]) if lines else type(error).__name__
 
 
 def check_database(engine: Engine) -> None:
@@ -55,7 +58,7 @@ def check_broker(app: Celery, timeout: float = BROKER_CHECK_TIMEOUT) -> None:
 
 def check_bucket(client: Any, bucket: str, endpoint: str | None) -> None:
     """Raise ProducerError unless ``bucket`` exists and the credentials may read it."""
-    where = endpoint or "AWS S3"
+    where = mask_url(endpoint) if endpoint else "AWS S3"
     try:
         client.head_bucket(Bucket=bucket)
     except ClientError as error:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_enrich.progress import progress_bar
-from db.ledger import LedgerItem, assign_batch, unfinished_items
+from db.ledger import LedgerItem, assign_batch, run_counts, unfinished_items
 from db.models import EnrichmentRun
 from producer.broker import batch_sender
 from producer.preflight import ProducerError
@@ -60,19 +60,24 @@ def resume_run(
         model_version, status = _run_row(session, run_id)
         if status in CLOSED_STATUSES:
             raise ProducerError(f"run {run_id} is {status}: start a new run instead of resuming it")
-        items = unfinished_items(session, run_id)
+        counts = run_counts(session, run_id)
     summary = RunSummary(run_id=run_id, model_version=model_version, resumed=True)
     # a multiple of the batch size, so every batch but the last is full
     step = max(batch_size, ITEMS_PER_TRANSACTION - ITEMS_PER_TRANSACTION % batch_size)
-    bar = progress_bar(desc="resending", total=len(items), unit=" items", disable=not progress)
+    bar = progress_bar(desc="resending", total=counts["queued"] + counts["failed"], unit=" items", disable=not progress)
+    last_id = 0
     with bar, batch_sender(app) as sender:
-        for start in range(0, len(items), step):
-            chunk = items[start : start + step]
+        while True:
+            # one page at a time: a run of millions of images never sits in memory at once
             with sessions.begin() as session:
+                chunk = unfinished_items(session, run_id, after_id=last_id, limit=step)
                 messages = _plan(session, run_id, chunk, batch_size)
+            if not chunk:
+                break
             # sent only after the commit: the ledger names each item's current batch first
             for message in messages:
                 sender.send(message)
+            last_id = chunk[-1].id
             summary.enqueued += len(chunk)
             summary.batches += len(messages)
             bar.update(len(chunk))

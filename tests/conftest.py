@@ -66,6 +66,7 @@ def _create_database(admin_url: str) -> tuple[str, Any]:
     name = f"test_{uuid.uuid4().hex[:12]}"
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
     with engine.connect() as connection:
+        # CREATE/DROP DATABASE take no bound parameters; the name is generated above from a uuid
         connection.execute(text(f'CREATE DATABASE "{name}"'))
 
     def drop() -> None:

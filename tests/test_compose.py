@@ -21,6 +21,7 @@ def compose() -> dict:
 
 def test_every_part_of_the_system_is_a_service(compose):
     expected = {"postgres", "redis", "minio", "create-bucket", "migrate", "worker", "flower", "producer"}
+    expected |= {"beat", "control-worker"}
     assert expected <= set(compose["services"])
 
 
@@ -37,8 +38,21 @@ def test_worker_reserves_a_gpu_and_waits_for_migrations(compose):
 
 
 def test_flower_is_behind_basic_auth(compose):
-    command = " ".join(compose["services"]["flower"]["command"])
-    assert "--basic-auth=${FLOWER_BASIC_AUTH:?" in command
+    flower = compose["services"]["flower"]
+    assert flower["command"][:2] == ["catalog", "flower"]
+    # catalog flower reads the credentials from the environment: never on a command line `ps` shows
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert not any("FLOWER_BASIC_AUTH" in part or "auth" in part for part in flower["command"])
+
+
+def test_beat_and_the_control_worker_need_no_gpu(compose):
+    beat, control = compose["services"]["beat"], compose["services"]["control-worker"]
+    assert beat["command"] == ["catalog", "beat"]
+    assert control["command"][:2] == ["catalog", "control-worker"]
+    assert "deploy" not in beat and "deploy" not in control
+    assert control["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # the same model files as the GPU worker, or the control worker's model version would differ from it
+    assert set(compose["services"]["worker"]["volumes"]) & set(control["volumes"])
 
 
 def test_services_publish_ports_on_loopback_only(compose):

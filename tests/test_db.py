@@ -156,6 +156,8 @@ def test_late_duplicate_never_downgrades_a_final_state(sessions: sessionmaker[Se
         ]
         assert record_item_outcomes(session, stale) == 0
         assert record_item_outcomes(session, [ItemOutcome(retried, "done", attempts=2)]) == 1
+        # a delivery that comes after every item is final claims nothing
+        assert record_deliveries(session, [done, dead, retried]) == {}
         statuses = dict(session.execute(select(EnrichmentItem.id, EnrichmentItem.status)).all())
         letters = session.scalar(select(func.count()).select_from(DeadLetter).where(DeadLetter.run_id == run_id))
     assert (statuses[done], statuses[dead], statuses[retried]) == ("done", "dead_lettered", "done")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 from kombu import Connection
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_enrich.messages import ENRICH_BATCH_TASK, INFERENCE_QUEUE
@@ -19,10 +19,12 @@ from catalog_enrich.schema import SCHEMA_VERSION
 from catalog_enrich.settings import S3Settings, Settings
 from db import CatalogResult, ItemOutcome, make_session_factory, record_item_outcomes, upsert_catalog_rows
 from db.models import EnrichmentItem, EnrichmentRun
+from producer.backlog import broker_backlog
 from producer.broker import producer_app
 from producer.cli import main
 from producer.following import follow_run
 from producer.listing import is_image_key, list_image_pages
+from producer.reaper import REAPER_LOCK, reap
 from producer.resume import resume_run
 from producer.sending import EnqueueRequest, enqueue_run
 from producer.version import producer_model_version
@@ -305,3 +307,36 @@ def test_remote_adapter_version_follows_its_files(settings: Settings, s3: Any) -
     assert first != base and producer_model_version(remote, s3.client) == first
     s3.client.put_object(Bucket=s3.bucket, Key="adapters/v1/adapter_model.safetensors", Body=b"retrained")
     assert producer_model_version(remote, s3.client) != first
+
+
+def test_reaper_resends_a_stalled_run_only_once_the_broker_holds_nothing(
+    settings: Settings, s3: Any, sessions: sessionmaker[Session], broker: str
+) -> None:
+    put(s3, [f"reap/{n}.jpg" for n in range(5)])
+    summary = enqueue(settings, s3, sessions, prefix="reap/", batch_size=2)
+    items = ledger(sessions, summary.run_id)
+    with sessions.begin() as session:
+        record_item_outcomes(session, [ItemOutcome(items[0].id, "done")])
+    app = producer_app(settings)
+    # the run's 3 messages are still queued: its items are late, not lost
+    assert broker_backlog(app) == 3
+    waiting = reap(sessions, app, batch_size=2, quiet=timedelta(0))
+    assert waiting.resent == {} and waiting.skipped == "the broker still holds 3 messages"
+    redis.Redis.from_url(broker).flushdb()
+    assert broker_backlog(app) == 0
+    # items that changed within the quiet period are not called stalled yet
+    assert summary.run_id not in reap(sessions, app, batch_size=2, quiet=timedelta(hours=1)).resent
+    report = reap(sessions, app, batch_size=2, quiet=timedelta(0))
+    assert report.resent[summary.run_id] == 4
+    payloads = [payload for _, payload in messages(broker) if payload["run_id"] == summary.run_id]
+    resent = sorted(item.item_id for payload in payloads for item in BatchMessage.from_payload(payload).items)
+    assert resent == sorted(row.id for row in items[1:])
+
+
+def test_only_one_reaper_acts_at_a_time(settings: Settings, sessions: sessionmaker[Session], broker: str) -> None:
+    engine = sessions.kw["bind"]
+    with engine.connect() as other:
+        assert other.execute(select(func.pg_try_advisory_lock(REAPER_LOCK))).scalar_one()
+        report = reap(sessions, producer_app(settings), batch_size=2, quiet=timedelta(0), backlog=lambda app: 0)
+        other.execute(select(func.pg_advisory_unlock(REAPER_LOCK)))
+    assert report.skipped == "another reaper is running" and report.resent == {}

@@ -83,6 +83,19 @@ def test_clients_connect(started: dict[str, str]) -> None:
     assert client.get_object(Bucket="images", Key="a/1.jpg")["Body"].read() == b"jpeg"
 
 
+def test_s3_has_room_for_thousands_of_buckets(started: dict[str, str]) -> None:
+    """Every bucket takes a volume slot of its own; weed's default (free disk GiB) ran out after a few dozen."""
+    import json
+    import urllib.request
+
+    from catalog_enrich.services.seaweedfs import MAX_VOLUMES, component_ports
+
+    master = component_ports(int(PORTS["CATALOG_S3_PORT"]))["master.port"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{master}/dir/status", timeout=5) as response:
+        topology = json.load(response)["Topology"]
+    assert topology["Max"] == MAX_VOLUMES >= 1000
+
+
 def test_s3_refuses_a_wrong_secret(started: dict[str, str]) -> None:
     import boto3
     from botocore.exceptions import ClientError

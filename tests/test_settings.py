@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog_enrich.settings import Settings, SettingsError, mask_url
+from catalog_enrich.masking import mask_url
+from catalog_enrich.settings import Settings, SettingsError
 
 
 def settings_from(tmp_path: Path, **variables: str) -> Settings:

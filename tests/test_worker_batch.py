@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +17,7 @@ from vlm.data.synth import synth_records
 from vlm.engine import Engine
 from vlm.loading import load_model
 from worker.batch import BatchContext, BatchMessage, InvalidMessageError, process_batch
+from worker.images import decode_image
 
 pytestmark = pytest.mark.services
 
@@ -131,8 +133,51 @@ def test_a_batch_redelivered_too_often_is_dead_lettered_without_running(s3, sess
     report = process_batch(
         message, BatchContext(engine_provider=lambda: engine, s3=s3.client, sessions=sessions, max_deliveries=2)
     )
-    assert (report.done, report.dead_lettered) == (0, 2)
-    assert set(statuses(sessions, message.run_id).values()) == {"dead_lettered"}
+    # the redelivered batch went one image at a time: the first image took the crashes (deliveries 1 and 2,
+    # then given up on), the second was claimed once with the batch and is enriched now
+    assert (report.done, report.dead_lettered) == (1, 1)
+    final = statuses(sessions, message.run_id)
+    assert sorted(final.values()) == ["dead_lettered", "done"]
+    with sessions() as session:
+        letter = session.scalars(select(DeadLetter).where(DeadLetter.run_id == message.run_id)).one()
+    assert letter.key == message.items[0].key and "gave up after 2 deliveries" in letter.reason
+
+
+def test_a_poison_image_does_not_take_its_batch_down(s3, sessions, engine):
+    etags = upload(s3, product_images(4, seed=5))
+    message = start_run(sessions, s3.bucket, etags, engine.model_version)
+    poison = message.items[1].key
+
+    class PoisonEngine:
+        """Crashes (as a killed worker would) on any batch that holds the poison image."""
+
+        model_version = engine.model_version
+        seen: ClassVar[list[int]] = []
+
+        def enrich(self, images):
+            self.seen.append(len(images))
+            if any(image.info.get("poison") for image in images):
+                raise SystemExit("segfault")
+            return engine.enrich(images)
+
+    def decode_marking(data, limits=None):
+        image = decode_image(data, limits)
+        image.info["poison"] = data == poison_bytes
+        return image
+
+    poison_bytes = s3.client.get_object(Bucket=s3.bucket, Key=poison)["Body"].read()
+    context = BatchContext(engine_provider=PoisonEngine, s3=s3.client, sessions=sessions, max_deliveries=3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("worker.batch.decode_image", decode_marking)
+        # deliveries 1 to 3 crash (the first with the whole batch), the fourth gives the poison up
+        for _ in range(3):
+            with pytest.raises(SystemExit):
+                process_batch(message, context)
+        report = process_batch(message, context)
+    final = statuses(sessions, message.run_id)
+    assert report.dead_lettered == 1 and PoisonEngine.seen[0] == 4 and set(PoisonEngine.seen[1:]) == {1}
+    assert sorted(final.values()) == ["dead_lettered"] + ["done"] * 3
+    assert final[poison] == "dead_lettered"
 
 
 def test_malformed_messages_are_refused_clearly():
@@ -142,10 +187,10 @@ def test_malformed_messages_are_refused_clearly():
         BatchMessage.from_payload("pickle me")
 
 
-def test_s3_failures_that_may_pass_are_raised_for_a_retry(s3, sessions, engine, service_env):
+def test_refused_s3_credentials_stop_the_batch_and_decide_nothing(s3, sessions, engine, service_env):
     import boto3
 
-    from worker.fetch import TransientFetchError
+    from worker.fetch import S3AccessError
 
     etags = upload(s3, product_images(1, seed=6))
     message = start_run(sessions, s3.bucket, etags, engine.model_version)
@@ -156,7 +201,7 @@ def test_s3_failures_that_may_pass_are_raised_for_a_retry(s3, sessions, engine, 
         aws_secret_access_key="not-the-secret",
         region_name="us-east-1",
     )
-    with pytest.raises(TransientFetchError, match=r"SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId"):
+    with pytest.raises(S3AccessError, match=r"SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId"):
         process_batch(message, BatchContext(engine_provider=lambda: engine, s3=wrong_secret, sessions=sessions))
-    # nothing was decided for the item: it stays queued for the retry (or for enqueue --resume)
+    # nothing was decided for the item: it stays queued until the task records the refusal
     assert set(statuses(sessions, message.run_id).values()) == {"queued"}

@@ -16,6 +16,7 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog_enrich.log_context import log_context
 from db.catalog import CatalogResult, upsert_catalog_rows
 from db.ledger import (
     DeadLetterRecord,
@@ -110,21 +111,40 @@ class BatchContext:
     max_deliveries: int = 5
 
 
-def _claim(session: Session, message: BatchMessage) -> tuple[list[BatchItem], dict[int, int]]:
-    """Count this delivery; the items still to do (not final, belonging to the run) and their deliveries."""
+@dataclass(frozen=True)
+class OpenItem:
+    """An item of the message not yet final in the ledger: deliveries so far and the last recorded reason."""
+
+    item: BatchItem
+    deliveries: int
+    reason: str | None
+
+
+def _open_items(session: Session, message: BatchMessage) -> list[OpenItem]:
+    """The message's items that belong to its run and are not final yet, in message order."""
     ids = [item.item_id for item in message.items]
     table = EnrichmentItem.__table__
-    statuses = dict(
-        session.execute(
-            select(table.c.id, table.c.status).where(table.c.id.in_(ids), table.c.run_id == message.run_id)
-        ).all()
-    )
-    open_items = [item for item in message.items if statuses.get(item.item_id) not in (None, *FINAL_ITEM_STATUSES)]
-    deliveries = record_deliveries(session, [item.item_id for item in open_items])
-    return open_items, deliveries
+    rows = session.execute(
+        select(table.c.id, table.c.status, table.c.deliveries, table.c.reason).where(
+            table.c.id.in_(ids), table.c.run_id == message.run_id
+        )
+    ).all()
+    state = {row.id: row for row in rows if row.status not in FINAL_ITEM_STATUSES}
+    return [
+        OpenItem(item, state[item.item_id].deliveries, state[item.item_id].reason)
+        for item in message.items
+        if item.item_id in state
+    ]
+
+
+#: characters of raw model output kept with a dead letter: enough to see what went wrong, bounded even if a
+#: broken model never stops talking
+RAW_OUTPUT_LIMIT = 16_000
 
 
 def _dead_letter(message: BatchMessage, item: BatchItem, reason: str, raw: str | None, attempts: int, version: str):
+    if raw is not None and len(raw) > RAW_OUTPUT_LIMIT:
+        raw = raw[:RAW_OUTPUT_LIMIT] + f"... [{len(raw) - RAW_OUTPUT_LIMIT} more characters]"
     return DeadLetterRecord(
         item_id=item.item_id,
         run_id=message.run_id,
@@ -139,21 +159,61 @@ def _dead_letter(message: BatchMessage, item: BatchItem, reason: str, raw: str |
 
 
 def process_batch(message: BatchMessage, context: BatchContext) -> BatchReport:
-    """Enrich one delivered batch and record the outcome of each of its items in one transaction."""
+    """Enrich one delivered batch and record the outcome of each of its items.
+
+    A batch whose items were delivered before and never recorded is suspect: an earlier delivery may have
+    crashed its worker on one of them. Its items then go one at a time, each recorded in its own
+    transaction, so one poison image costs only its own retries and never takes the others down with it.
+    """
     report = BatchReport(message.batch_id)
     with context.sessions.begin() as session:
-        open_items, deliveries = _claim(session, message)
+        open_items = _open_items(session, message)
+        suspect = any(entry.deliveries > 0 for entry in open_items)
+        # a first delivery is claimed whole in the same transaction; a suspect one item by item below
+        claimed = None if suspect else _claim(session, open_items)
     report.skipped = len(message.items) - len(open_items)
+    if suspect:
+        log.warning("batch %s was delivered before without finishing: one image at a time", message.batch_id)
+        for entry in open_items:
+            _process_group(message, [entry], context, report)
+    elif open_items:
+        _process_group(message, open_items, context, report, claimed)
+    return report
+
+
+def _claim(session: Session, group: list[OpenItem]) -> dict[int, int]:
+    """Count this delivery of ``group``'s items; item id -> deliveries, without items already final."""
+    # items a concurrent delivery finished meanwhile are left out, and so skipped
+    return record_deliveries(session, [entry.item.item_id for entry in group])
+
+
+def _process_group(
+    message: BatchMessage,
+    group: list[OpenItem],
+    context: BatchContext,
+    report: BatchReport,
+    deliveries: dict[int, int] | None = None,
+) -> None:
+    """Claim (unless ``deliveries`` says it is), fetch, decode, enrich and record ``group`` of ``message``."""
+    if deliveries is None:
+        with context.sessions.begin() as session:
+            deliveries = _claim(session, group)
+    report.skipped += len(group) - len(deliveries)
+    group = [entry for entry in group if entry.item.item_id in deliveries]
+    if not group:
+        return
     engine = context.engine_provider()
     version = engine.model_version
     letters: list[DeadLetterRecord] = []
     runnable = []
-    for item in open_items:
-        if deliveries.get(item.item_id, 0) > context.max_deliveries:
+    for entry in group:
+        if deliveries[entry.item.item_id] > context.max_deliveries:
             reason = f"gave up after {context.max_deliveries} deliveries: the worker crashed or timed out each time"
-            letters.append(_dead_letter(message, item, reason, None, 0, version))
+            if entry.reason:
+                reason += f"; last recorded failure: {entry.reason}"
+            letters.append(_dead_letter(message, entry.item, reason, None, 0, version))
         else:
-            runnable.append(item)
+            runnable.append(entry.item)
     fetched = fetch_objects(
         context.s3,
         [ObjectRef(item.bucket, item.key, item.etag) for item in runnable],
@@ -197,7 +257,8 @@ def process_batch(message: BatchMessage, context: BatchContext) -> BatchReport:
         record_item_outcomes(session, outcomes)
         record_dead_letters(session, letters)
         complete_run_if_finished(session, message.run_id)
-    report.done = len(rows)
+    report.done += len(rows)
     for letter in letters:
         report.add_dead_letter(letter.reason)
-    return report
+        with log_context(key=letter.key):
+            log.warning("dead-lettered: %s", letter.reason)

@@ -19,8 +19,23 @@ LASTING_CODES = {"NoSuchKey", "404", "NotFound", "InvalidObjectState", "NoSuchBu
 FETCH_CONCURRENCY = 16
 
 
+#: S3 error codes that mean the worker's own credentials or permissions are wrong: every object would fail
+ACCESS_CODES = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "403",
+}
+
+
 class TransientFetchError(RuntimeError):
-    """S3 failed in a way that may pass (throttling, a dropped connection, bad credentials being fixed)."""
+    """S3 failed in a way that may pass (throttling, a dropped connection, a server restarting)."""
+
+
+class S3AccessError(RuntimeError):
+    """S3 refused the worker's credentials: nothing can be fetched until an operator fixes them."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,8 @@ def fetch_object(client: Any, ref: ObjectRef, max_bytes: int) -> FetchedObject:
         code = _error_code(error)
         if code in LASTING_CODES:
             return FetchedObject(ref, None, ref.etag, "object no longer exists in S3 (deleted after listing)")
+        if code in ACCESS_CODES:
+            raise S3AccessError(f"S3 refused the worker's credentials ({code}) for bucket {ref.bucket}") from error
         raise TransientFetchError(f"S3 GET s3://{ref.bucket}/{ref.key} failed: {code}") from error
     except BotoCoreError as error:
         raise TransientFetchError(f"S3 GET s3://{ref.bucket}/{ref.key} failed: {type(error).__name__}") from error
@@ -74,7 +91,8 @@ def fetch_object(client: Any, ref: ObjectRef, max_bytes: int) -> FetchedObject:
 
 
 def fetch_objects(client: Any, refs: Sequence[ObjectRef], *, max_bytes: int) -> list[FetchedObject]:
-    """Every object of a batch, in order; raises TransientFetchError if any fetch may succeed later."""
+    """Every object of a batch, in order; raises TransientFetchError if any fetch may succeed later and
+    S3AccessError if the credentials are refused."""
     if not refs:
         return []
     with ThreadPoolExecutor(max_workers=min(FETCH_CONCURRENCY, len(refs))) as pool:

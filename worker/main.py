@@ -10,8 +10,9 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import setup_logging, worker_process_init, worker_ready
 
+from catalog_enrich.log_format import configure_logging
 from worker.app import create_app
 from worker.engine_holder import get_engine
 from worker.metrics import start_metrics_server
@@ -22,6 +23,15 @@ log = logging.getLogger(__name__)
 PRELOAD_VARIABLE = "CATALOG_PRELOAD_MODEL"
 
 app = create_app()
+
+
+@setup_logging.connect
+def configure_catalog_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    """Log in CATALOG_LOG_FORMAT (text or JSON lines, with run and batch ids) instead of Celery's format.
+
+    Celery configures no logging of its own once this receiver is connected, in workers and beat alike.
+    """
+    configure_logging(log_format=app.conf.catalog_settings.log_format, level=loglevel or logging.INFO)
 
 
 @worker_process_init.connect

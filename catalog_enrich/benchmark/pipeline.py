@@ -9,10 +9,6 @@ pipeline keeps; what it loses is queueing, fetching, decoding and database write
 from __future__ import annotations
 
 import gc
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +19,7 @@ from sqlalchemy import select
 
 from catalog_enrich.benchmark.producer_rate import run_enqueue
 from catalog_enrich.benchmark.scratch import Services, ensure_bucket, scratch_database, scratch_redis, subprocess_env
+from catalog_enrich.worker_process import CATALOG_WORKER, start_worker_process, stop_worker_process
 
 #: images the warm-up run sends first, so the measured run finds the worker's model loaded and warm
 WARMUP_IMAGES = 16
@@ -71,29 +68,6 @@ def engine_seconds(services: Services, bucket: str, base: str, batch_size: int) 
     return time.perf_counter() - started, len(measured)
 
 
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    """A ``catalog worker`` process in its own process group, logging to ``log_path``."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "catalog_enrich.cli", "worker", "--name", "bench@%h", "--loglevel", "WARNING"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def stop_worker(worker: subprocess.Popen) -> None:
-    """Warm shutdown of the worker's process group; killed if it does not end within a minute."""
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
-
-
 def _finished_at(database_url: str, run_id: str) -> float | None:
     """When the run was completed (epoch seconds), as the worker that finished it recorded."""
     from db.engine import make_engine
@@ -121,7 +95,8 @@ def pipeline_seconds(services: Services, bucket: str, base: str, batch_size: int
         env = subprocess_env(services, database_url, broker_url, extra)
         with tempfile.TemporaryDirectory() as folder:
             log_path = Path(folder) / "worker.log"
-            worker = start_worker(env, log_path)
+            command = [*CATALOG_WORKER, "--name", "bench@%h", "--loglevel", "WARNING"]
+            worker = start_worker_process(command, env, log_path)
             try:
                 common = ["--bucket", bucket, "--wait", "--timeout", str(timeout_s)]
                 run_enqueue([*common, "--prefix", "warmup/"], env, timeout_s + 60)
@@ -130,7 +105,7 @@ def pipeline_seconds(services: Services, bucket: str, base: str, batch_size: int
             except RuntimeError as error:
                 raise RuntimeError(f"{error}; worker log: {log_path.read_text()[-1500:]}") from error
             finally:
-                stop_worker(worker)
+                stop_worker_process(worker)
         summary = run["summary"]
         finished = _finished_at(database_url, summary["run_id"])
     seconds = finished - launched if finished else run["seconds"]

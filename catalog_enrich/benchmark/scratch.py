@@ -56,6 +56,7 @@ def scratch_database(admin_url: str) -> Iterator[str]:
     name = f"bench_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
     with admin.connect() as connection:
+        # CREATE/DROP DATABASE take no bound parameters; the name is generated above from a uuid, never input
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
@@ -148,6 +149,14 @@ def empty_bucket(client: Any, bucket: str) -> None:
         keys = [{"Key": entry["Key"]} for entry in page.get("Contents", [])]
         if keys:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def remove_bucket(client: Any, bucket: str) -> None:
+    """Delete ``bucket`` and everything in it, if it exists; a server keeps storage for every bucket it has."""
+    if count_objects(client, bucket) is None:
+        return
+    empty_bucket(client, bucket)
+    client.delete_bucket(Bucket=bucket)
 
 
 def subprocess_env(services: Services, database_url: str, broker_url: str, extra: Mapping[str, str]) -> dict[str, str]:

@@ -17,7 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the migration; 1 with advice when there is no database to migrate."""
     import migrations
-    from catalog_enrich.settings import Settings, SettingsError, mask_url, normalize_database_url
+    from catalog_enrich.masking import mask_url
+    from catalog_enrich.settings import Settings, SettingsError, normalize_database_url
 
     try:
         url = normalize_database_url(args.url) if args.url else Settings.from_env().require_database_url()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from catalog_enrich.commands.log_options import add_log_json, celery_flags, process_settings
 
 HELP = "start an inference worker (loads the model once per process)"
 
@@ -19,6 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="prefork (default): one child process holds the model and time limits are enforced; "
         "solo: the model runs in this process (no time limits)",
     )
+    add_log_json(parser)
 
 
 def worker_argv(args: argparse.Namespace) -> list[str]:
@@ -41,19 +43,13 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Check settings, then hand over to Celery's worker."""
-    from catalog_enrich.settings import Settings, SettingsError
-
-    try:
-        settings = Settings.from_env()
-        settings.require_broker_url()
-        settings.require_database_url()
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
+    settings = process_settings(args, needs_database=True)
+    if settings is None:
         return 2
     from worker.engine_holder import get_engine
     from worker.main import app
 
     if args.pool == "solo":
         get_engine(settings)
-    app.worker_main(worker_argv(args))
+    app.worker_main([*celery_flags(settings), *worker_argv(args)])
     return 0

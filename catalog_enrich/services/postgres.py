@@ -159,6 +159,7 @@ class PostgresService(LocalService):
         with psycopg.connect(conninfo, password=credentials.postgres_password, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
             if exists is None:
+                # CREATE DATABASE takes no bound parameters; the name is a constant of this module
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
 
     def _stop(self) -> None:

@@ -31,6 +31,9 @@ from catalog_enrich.services.service import Credentials, LocalService
 #: the region clients sign requests for; SeaweedFS accepts any, clients need one
 REGION = "us-east-1"
 
+#: volume slots: one per bucket holding objects, plus one per 128 MB written into a bucket
+MAX_VOLUMES = 10_000
+
 #: weed's admin server always dials its gRPC port at this offset from its HTTP port
 ADMIN_GRPC_OFFSET = 10000
 
@@ -111,6 +114,10 @@ class SeaweedService(LocalService):
             "-s3.port.lance=0",
             # no statistics sent to the internet
             "-master.telemetry=false",
+            # each bucket is a collection with volumes of its own, and the default cap (free disk / 1 GiB)
+            # would refuse writes to new buckets after a few dozen; a volume's file grows only as objects
+            # land in it, and weed still turns volumes read-only when the disk runs low
+            f"-volume.max={MAX_VOLUMES}",
         ]
         # a clean environment: only the identity below is accepted, whatever AWS variables the caller has
         env = {

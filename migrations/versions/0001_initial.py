@@ -39,6 +39,7 @@ ATTRIBUTES = (
 
 def one_of(column: str, choices: tuple[str, ...]) -> str:
     """SQL for a check that ``column`` holds one of ``choices``."""
+    # DDL cannot take bound parameters; the column and its choices are this revision's constants, never input
     return f"{column} IN ({', '.join(repr(choice) for choice in choices)})"
 
 
