@@ -51,8 +51,10 @@ class RealSizeBuild:
 
 def _mllama_sizes(shrink: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     if shrink:
-        vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_global_layers": 1}
-        vision |= {"attention_heads": 2, "image_size": 56, "intermediate_layers_indices": [0], "vision_output_dim": 64}
+        # every width a multiple of 64: bitsandbytes' packed CPU kernel (AVX-512 BF16 machines) quantizes
+        # in blocks of 64 input features and refuses narrower layers
+        vision = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_global_layers": 1}
+        vision |= {"attention_heads": 2, "image_size": 56, "intermediate_layers_indices": [0], "vision_output_dim": 128}
         text = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4, "num_attention_heads": 2}
         text |= {"num_key_value_heads": 1, "cross_attention_layers": [1, 3], "vocab_size": None}
         return vision, text
@@ -107,7 +109,7 @@ def qwen2_vl_7b(shrink: bool = False) -> RealSizeBuild:
     if shrink:
         text = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2}
         text |= {"num_key_value_heads": 1, "vocab_size": len(tokenizer), "mrope_section": [4, 6, 6]}
-        vision = {"depth": 2, "embed_dim": 32, "num_heads": 2}
+        vision = {"depth": 2, "embed_dim": 64, "num_heads": 2}
     else:
         # Qwen/Qwen2-VL-7B-Instruct's config.json
         text = {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28}
