@@ -17,6 +17,7 @@ CATALOG_VISIBILITY_TIMEOUT   seconds before an unacknowledged message is redeliv
 CATALOG_REAPER_QUIET         seconds a run's unfinished items stay untouched, the broker empty, before the
                              reaper resends them (default 120)
 CATALOG_QUANTIZATION         auto, nf4, int8 or none (default auto: nf4 on a GPU, none on CPU)
+CATALOG_PRECISION            auto, bfloat16 or float32 (default auto: bf16 on GPUs and CPUs with native bf16)
 CATALOG_DECODING             constrained or free (default constrained)
 CATALOG_MAX_IMAGE_BYTES      largest image file accepted (default 20 MiB)
 CATALOG_MAX_IMAGE_PIXELS     largest image accepted, width x height (default 40e6)
@@ -42,6 +43,9 @@ from catalog_enrich.masking import mask_url
 
 #: accepted values of CATALOG_QUANTIZATION; ``auto`` lets the model loader pick by device
 QUANTIZATIONS = ("auto", "nf4", "int8", "none")
+
+#: accepted values of CATALOG_PRECISION; ``auto`` lets the model loader pick by device (``vlm.precision``)
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 #: accepted values of CATALOG_DECODING
 DECODINGS = ("constrained", "free")
@@ -103,7 +107,7 @@ class Settings:
     batch_size, max_attempts, task_time_limit, visibility_timeout: queueing and retry behaviour.
     reaper_quiet: seconds a run's unfinished items must stay untouched, with the broker empty, before the
     reaper resends them.
-    quantization, decoding: how the model runs.
+    quantization, precision, decoding: how the model runs.
     max_image_bytes, max_image_pixels: images larger than this are refused before decoding.
     backfill_cron, backfill_targets: when beat enqueues the nightly backfill, and which bucket prefixes.
     reaper_interval: seconds between beat's checks for stalled runs.
@@ -125,6 +129,7 @@ class Settings:
     visibility_timeout: int = 7200
     reaper_quiet: int = 120
     quantization: str = "auto"
+    precision: str = "auto"
     decoding: str = "constrained"
     max_image_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 40_000_000
@@ -183,6 +188,7 @@ class Settings:
             "visibility timeout": f"{self.visibility_timeout} s",
             "reaper quiet": f"{self.reaper_quiet} s",
             "quantization": self.quantization,
+            "precision": self.precision,
             "decoding": self.decoding,
             "max image bytes": str(self.max_image_bytes),
             "max image pixels": str(self.max_image_pixels),
@@ -223,6 +229,8 @@ def _check(settings: Settings) -> list[str]:
     if settings.quantization not in QUANTIZATIONS:
         choices = ", ".join(QUANTIZATIONS)
         problems.append(f"CATALOG_QUANTIZATION={settings.quantization!r}: use one of {choices}.")
+    if settings.precision not in PRECISIONS:
+        problems.append(f"CATALOG_PRECISION={settings.precision!r}: use one of {', '.join(PRECISIONS)}.")
     if settings.decoding not in DECODINGS:
         problems.append(f"CATALOG_DECODING={settings.decoding!r}: use one of {', '.join(DECODINGS)}.")
     if settings.log_format not in LOG_FORMATS:
@@ -380,6 +388,7 @@ def _read(environ: Mapping[str, str]) -> Settings:
         "visibility_timeout": number("CATALOG_VISIBILITY_TIMEOUT", 7200),
         "reaper_quiet": number("CATALOG_REAPER_QUIET", 120),
         "quantization": (text("CATALOG_QUANTIZATION") or "auto").lower(),
+        "precision": (text("CATALOG_PRECISION") or "auto").lower(),
         "decoding": (text("CATALOG_DECODING") or "constrained").lower(),
         "max_image_bytes": number("CATALOG_MAX_IMAGE_BYTES", 20 * 1024 * 1024),
         "max_image_pixels": number("CATALOG_MAX_IMAGE_PIXELS", 40_000_000),

@@ -100,7 +100,10 @@ def test_bad_broker_url(tmp_path: Path, url: str) -> None:
         settings_from(tmp_path, CATALOG_BROKER_URL=url)
 
 
-@pytest.mark.parametrize("variable,value", [("CATALOG_QUANTIZATION", "fp4"), ("CATALOG_ADAPTER", "s3://bucket")])
+@pytest.mark.parametrize(
+    "variable,value",
+    [("CATALOG_QUANTIZATION", "fp4"), ("CATALOG_PRECISION", "fp16"), ("CATALOG_ADAPTER", "s3://bucket")],
+)
 def test_bad_choices(tmp_path: Path, variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         settings_from(tmp_path, **{variable: value})

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from vlm.constrained import SchemaLogitsProcessor, compile_schema
-from vlm.loading import LoadedModel, compute_dtype
+from vlm.loading import LoadedModel
 
 DecodingMode = Literal["free", "constrained"]
 
@@ -40,7 +40,7 @@ def generate_outputs(loaded: LoadedModel, images: list[Image.Image], plan: Decod
     prompter = loaded.prompter
     inputs = prompter.generation_inputs(images).to(loaded.device)
     if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
-        inputs["pixel_values"] = inputs["pixel_values"].to(compute_dtype(loaded.device))
+        inputs["pixel_values"] = inputs["pixel_values"].to(loaded.dtype)
     tokenizer = loaded.processor.tokenizer
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else prompter.stop_token_ids[0]
     logits_processors = []

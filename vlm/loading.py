@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 
 from catalog_enrich.model_version import model_version
+from vlm.precision import attention_kernel, inference_dtype
 from vlm.prompting import Prompter
 
 Quantization = Literal["nf4", "int8", "none", "auto"]
@@ -37,7 +38,8 @@ class LoadedModel:
 
     model: the transformers model (a PeftModel when an unmerged adapter is attached).
     processor: its processor. prompter: builds its inputs. version: see ``model_version``.
-    quantization: what was applied. device: where the inputs must go.
+    quantization: what was applied. device: where the inputs must go. dtype: what the weights compute in
+    (the images' pixels are cast to it).
     """
 
     model: Any
@@ -46,6 +48,7 @@ class LoadedModel:
     version: str
     quantization: str
     device: torch.device
+    dtype: torch.dtype = torch.float32
 
 
 def pick_device() -> torch.device:
@@ -63,20 +66,22 @@ def resolve_quantization(requested: str, device: torch.device) -> str:
 
 
 def compute_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on GPUs that support it, fp32 elsewhere (CPU bf16 matmuls are slow on most machines)."""
+    """The training dtype: bf16 on GPUs that support it, fp32 elsewhere (see ``vlm.precision`` for inference)."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
 
 
-def quantization_config(quantization: str, device: torch.device) -> BitsAndBytesConfig | None:
+def quantization_config(
+    quantization: str, device: torch.device, dtype: torch.dtype | None = None
+) -> BitsAndBytesConfig | None:
     """The bitsandbytes configuration for a quantization mode."""
     if quantization == "nf4":
         return BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute_dtype(device),
+            bnb_4bit_compute_dtype=dtype or compute_dtype(device),
             llm_int8_skip_modules=["lm_head"],
         )
     if quantization == "int8":
@@ -84,10 +89,15 @@ def quantization_config(quantization: str, device: torch.device) -> BitsAndBytes
     return None
 
 
-def load_base(base: str, quantization: str, device: torch.device) -> Any:
-    """The base model in eval mode, quantized as asked."""
-    config = quantization_config(quantization, device)
-    kwargs: dict[str, Any] = {"dtype": compute_dtype(device)}
+def load_base(
+    base: str, quantization: str, device: torch.device, dtype: torch.dtype | None = None, attention: str | None = None
+) -> Any:
+    """The base model in eval mode, quantized as asked; ``dtype`` defaults to the training dtype."""
+    dtype = dtype or compute_dtype(device)
+    config = quantization_config(quantization, device, dtype)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if attention is not None:
+        kwargs["attn_implementation"] = attention
     if config is not None:
         kwargs["quantization_config"] = config
         kwargs["device_map"] = {"": device.index or 0} if device.type == "cuda" else {"": "cpu"}
@@ -129,19 +139,22 @@ def load_model(
     quantization: Quantization = "auto",
     device: torch.device | None = None,
     version: str | None = None,
+    precision: str = "auto",
 ) -> LoadedModel:
     """Load base + adapter for inference; call once per process and keep the result.
 
     ``version`` names what was loaded (see ``configured_model_version``); by default it is derived from
-    the base and the adapter directory.
+    the base and the adapter directory. ``precision`` picks the dtype (see ``vlm.precision``).
     """
     device = device or pick_device()
     applied = resolve_quantization(quantization, device)
-    log.info("loading %s (quantization %s, device %s)", base, applied, device)
-    model = load_base(base, applied, device)
+    dtype = inference_dtype(precision, device)
+    attention = attention_kernel(dtype, device)
+    log.info("loading %s (quantization %s, %s, %s attention, device %s)", base, applied, dtype, attention, device)
+    model = load_base(base, applied, device, dtype, attention)
     if adapter_dir is not None:
         model = attach_adapter(model, adapter_dir, applied)
     processor = AutoProcessor.from_pretrained(base)
     prompter = Prompter.for_model(processor, model.config)
     version = version or model_version(base, str(adapter_dir) if adapter_dir else None)
-    return LoadedModel(model, processor, prompter, version, applied, device)
+    return LoadedModel(model, processor, prompter, version, applied, device, dtype)

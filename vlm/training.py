@@ -158,7 +158,8 @@ def train_adapter(base: str, data: Path, out: Path, settings: TrainingSettings) 
     model.save_pretrained(str(out))
     metrics: dict[str, Any] = {}
     if holdout:
-        loaded = LoadedModel(model, processor, prompter, "training", "nf4" if settings.qlora else "none", device)
+        quantized = "nf4" if settings.qlora else "none"
+        loaded = LoadedModel(model, processor, prompter, "training", quantized, device, compute_dtype(device))
         metrics = evaluate_examples(Engine(loaded, decoding="free"), holdout, batch_size=32)
     metadata = {
         "base_model": base,

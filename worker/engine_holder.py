@@ -34,8 +34,16 @@ def build_engine(settings: Settings) -> Any:
     # the version is computed from the configured location exactly as the producer computes it, so the
     # producer's "already enriched by this model" check matches what the workers write
     version = configured_model_version(settings.base_model, settings.adapter, s3_client)
-    loaded = load_model(settings.base_model, adapter_dir, quantization=settings.quantization, version=version)
-    log.info("model %s loaded (version %s, %s)", settings.base_model, loaded.version, loaded.quantization)
+    loaded = load_model(
+        settings.base_model,
+        adapter_dir,
+        quantization=settings.quantization,
+        version=version,
+        precision=settings.precision,
+    )
+    log.info(
+        "model %s loaded (version %s, %s, %s)", settings.base_model, loaded.version, loaded.quantization, loaded.dtype
+    )
     return Engine(loaded, decoding=settings.decoding, max_attempts=settings.max_attempts)
 
 

@@ -51,12 +51,15 @@ def describe_machine() -> dict[str, Any]:
     """The machine and software the figures were measured on."""
     import torch
 
+    from vlm.precision import cpu_has_native_bf16
+
     cuda = torch.cuda.is_available()
     return {
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
         "cpu_cores_usable": len(os.sched_getaffinity(0)),
         "torch_threads": torch.get_num_threads(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "python": platform.python_version(),

@@ -46,7 +46,9 @@ def image_objects(images: int) -> Iterator[tuple[str, bytes]]:
         yield f"{folder}/{number:06d}.jpg", record["image"]["bytes"]
 
 
-def engine_seconds(services: Services, bucket: str, base: str, batch_size: int) -> tuple[float, int]:
+def engine_seconds(
+    services: Services, bucket: str, base: str, batch_size: int, precision: str = "auto"
+) -> tuple[float, int]:
     """Seconds the engine alone takes for the ``measure/`` images, batched in listing order; and their count."""
     from vlm.engine import Engine
     from vlm.loading import load_model
@@ -60,7 +62,7 @@ def engine_seconds(services: Services, bucket: str, base: str, batch_size: int) 
     images = {item.ref.key: decode_image(item.data) for item in fetched if item.data is not None}
     warmup = [image for key, image in images.items() if key.startswith("warmup/")]
     measured = [image for key, image in images.items() if key.startswith("measure/")]
-    engine = Engine(load_model(base, None, quantization=QUANTIZATION), decoding=DECODING)
+    engine = Engine(load_model(base, None, quantization=QUANTIZATION, precision=precision), decoding=DECODING)
     engine.enrich(warmup)
     started = time.perf_counter()
     for start in range(0, len(measured), batch_size):
@@ -83,12 +85,15 @@ def _finished_at(database_url: str, run_id: str) -> float | None:
     return moment.timestamp() if moment else None
 
 
-def pipeline_seconds(services: Services, bucket: str, base: str, batch_size: int, timeout_s: float) -> dict[str, Any]:
+def pipeline_seconds(
+    services: Services, bucket: str, base: str, batch_size: int, timeout_s: float, precision: str = "auto"
+) -> dict[str, Any]:
     """Seconds from starting ``enqueue`` on ``measure/`` to the run's completion, with a warm worker."""
     with scratch_redis(services.broker_url) as broker_url, scratch_database(services.database_url) as database_url:
         extra = {
             "CATALOG_BASE_MODEL": base,
             "CATALOG_QUANTIZATION": QUANTIZATION,
+            "CATALOG_PRECISION": precision,
             "CATALOG_DECODING": DECODING,
             "CATALOG_BATCH_SIZE": str(batch_size),
         }
@@ -113,15 +118,21 @@ def pipeline_seconds(services: Services, bucket: str, base: str, batch_size: int
 
 
 def measure_pipeline(
-    services: Services, base: str, *, images: int = 64, batch_size: int = 16, timeout_s: float = 900
+    services: Services,
+    base: str,
+    *,
+    images: int = 64,
+    batch_size: int = 16,
+    timeout_s: float = 900,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Pipeline images/s over engine images/s on the same images, batch size and decoding settings."""
     bucket = bucket_name(images)
     ensure_bucket(services.s3_client(), bucket, images + WARMUP_IMAGES, lambda: image_objects(images))
-    alone_s, count = engine_seconds(services, bucket, base, batch_size)
+    alone_s, count = engine_seconds(services, bucket, base, batch_size, precision)
     # the in-process model goes before the worker loads its own: the two must not share the cores
     gc.collect()
-    through = pipeline_seconds(services, bucket, base, batch_size, timeout_s)
+    through = pipeline_seconds(services, bucket, base, batch_size, timeout_s, precision)
     engine_rate, pipeline_rate = count / alone_s, count / through["seconds"]
     return {
         "pipeline_efficiency": pipeline_rate / engine_rate,

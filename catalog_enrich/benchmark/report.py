@@ -108,6 +108,8 @@ def format_report(result: dict[str, Any]) -> str:
     if "model" in result:
         model = result["model"]
         header.append(f"bench model: {model['arch']}, {model['parameters'] / 1e6:.1f}M parameters, random weights")
+        if "dtype" in model:
+            header[-1] += f", {model['dtype']} with {model['attention']} attention"
     lines = [_line("figure", "value"), "-" * 100]
     for part in (_engine_lines, _constrained_lines, _quantization_lines, _service_lines, _gpu_lines):
         lines += part(result)

@@ -56,6 +56,7 @@ class BenchPlan:
     pipeline_images, pipeline_batch_size: the end-to-end comparison.
     gpu_batch_sizes, gpu_single_calls, gpu_shrink: the real-size models' batch sizes, how many calls
     time batch size 1, and toy sizes for a CPU check.
+    precision: the bench model's dtype on the CPU (see ``vlm.precision``).
     """
 
     arch: str = "gemma3"
@@ -77,6 +78,7 @@ class BenchPlan:
     gpu_single_calls: int = 8
     gpu_shrink: bool = False
     image_seed: int = 3
+    precision: str = "auto"
 
 
 #: what ``--quick`` measures: the same figures on fewer images and smaller buckets
@@ -120,7 +122,13 @@ class _Run:
         if self._loaded is None:
             from vlm.loading import load_model
 
-            self._loaded = load_model(str(self.model_dir), None, quantization="none")
+            self._loaded = load_model(str(self.model_dir), None, quantization="none", precision=self.plan.precision)
+            if "model" in self.result:
+                config = self._loaded.model.config
+                self.result["model"] |= {
+                    "dtype": str(self._loaded.dtype).removeprefix("torch."),
+                    "attention": config._attn_implementation,
+                }
         return self._loaded
 
     def release_model(self) -> None:
@@ -169,6 +177,7 @@ class _Run:
             batch_size=plan.quant_batch_size,
             tokens=plan.tokens,
             seed=plan.image_seed,
+            precision=plan.precision,
         )
         self.result["quantization"] = figures
 
@@ -197,7 +206,11 @@ class _Run:
         self.release_model()
         plan = self.plan
         figures = measure_pipeline(
-            self.services, str(self.model_dir), images=plan.pipeline_images, batch_size=plan.pipeline_batch_size
+            self.services,
+            str(self.model_dir),
+            images=plan.pipeline_images,
+            batch_size=plan.pipeline_batch_size,
+            precision=plan.precision,
         )
         self.result["pipeline_efficiency"] = figures["pipeline_efficiency"]
         self.result["details"]["pipeline"] = figures

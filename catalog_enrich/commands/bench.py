@@ -32,6 +32,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="comma-separated subset of: engine, constrained, quantization, db, producer, pipeline, gpu",
     )
     parser.add_argument("--arch", choices=["gemma3", "qwen2_vl"], default="gemma3", help="bench model architecture")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="the bench model's dtype (auto: bf16 where the CPU has native bf16)",
+    )
 
 
 def _say(message: str) -> None:
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: unknown sections {', '.join(unknown)}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     plan = QUICK_PLAN if args.quick else BenchPlan()
-    plan = dataclasses.replace(plan, arch=args.arch, gpu_shrink=args.gpu_tiny_configs)
+    plan = dataclasses.replace(plan, arch=args.arch, gpu_shrink=args.gpu_tiny_configs, precision=args.precision)
     try:
         services = _services(set(sections))
     except SettingsError as error:

@@ -17,6 +17,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="parquet file of labelled images")
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="write the metrics here")
     parser.add_argument("--quantization", choices=["nf4", "int8", "none", "auto"], default="auto")
+    parser.add_argument(
+        "--precision", choices=["auto", "float32", "bfloat16"], default="auto", help="auto: bf16 where it is native"
+    )
     parser.add_argument("--decoding", choices=["free", "constrained"], default="constrained")
     parser.add_argument("--attempts", type=int, default=3, help="generations per image before giving up")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -59,13 +62,16 @@ def run(args: argparse.Namespace) -> int:
 
     adapter_dir = resolve_adapter(args.adapter, settings.home / "adapters", s3_client) if args.adapter else None
     version = configured_model_version(args.base, args.adapter, s3_client)
-    loaded = load_model(args.base, adapter_dir, quantization=args.quantization, version=version)
+    loaded = load_model(
+        args.base, adapter_dir, quantization=args.quantization, version=version, precision=args.precision
+    )
     engine = Engine(loaded, decoding=args.decoding, max_attempts=args.attempts)
     examples = read_examples(args.data)[: args.limit]
     metrics = evaluate_examples(engine, examples, batch_size=args.batch_size)
     metrics |= {
         "model_version": loaded.version,
         "quantization": loaded.quantization,
+        "precision": str(loaded.dtype).removeprefix("torch."),
         "decoding": args.decoding,
     }
     print(format_report(metrics))

@@ -17,11 +17,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from catalog_enrich.settings import PRECISIONS
+
 #: the quantization modes compared, as the loader names them
 MODES = ("nf4", "int8", "none")
 
 
-def measure_mode(base: str, mode: str, *, images: int, batch_size: int, tokens: int, seed: int) -> dict[str, Any]:
+def measure_mode(
+    base: str, mode: str, *, images: int, batch_size: int, tokens: int, seed: int, precision: str = "auto"
+) -> dict[str, Any]:
     """Load ``base`` quantized as ``mode`` and time forced-length free decoding; runs in this process."""
     from io import BytesIO
 
@@ -39,7 +43,7 @@ def measure_mode(base: str, mode: str, *, images: int, batch_size: int, tokens: 
 
     with measure_peak(device) as peak:
         started = time.perf_counter()
-        loaded = load_model(base, None, quantization=mode, device=device)
+        loaded = load_model(base, None, quantization=mode, device=device, precision=precision)
         load_s = time.perf_counter() - started
         gc.collect()
         resident_mb = peak.now_mb()
@@ -55,6 +59,7 @@ def measure_mode(base: str, mode: str, *, images: int, batch_size: int, tokens: 
         "batch_size": batch_size,
         "images": images,
         "forced_new_tokens": tokens,
+        "dtype": str(loaded.dtype).removeprefix("torch."),
     }
 
 
@@ -67,13 +72,14 @@ def compare_modes(
     tokens: int = 48,
     seed: int = 3,
     timeout_s: float = 600,
+    precision: str = "auto",
 ) -> dict[str, dict[str, Any]]:
     """``measure_mode`` for each mode, each in a fresh Python process; a failed mode reports its error."""
     results: dict[str, dict[str, Any]] = {}
     for mode in modes:
         command = [sys.executable, "-m", "vlm.benchmark.quantization", "--base", base, "--mode", mode]
         command += ["--images", str(images), "--batch-size", str(batch_size), "--tokens", str(tokens)]
-        command += ["--seed", str(seed)]
+        command += ["--seed", str(seed), "--precision", precision]
         finished = subprocess.run(
             command, capture_output=True, text=True, timeout=timeout_s, check=False, env=os.environ.copy()
         )
@@ -95,9 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     args = parser.parse_args(argv)
     figures = measure_mode(
-        args.base, args.mode, images=args.images, batch_size=args.batch_size, tokens=args.tokens, seed=args.seed
+        args.base,
+        args.mode,
+        images=args.images,
+        batch_size=args.batch_size,
+        tokens=args.tokens,
+        seed=args.seed,
+        precision=args.precision,
     )
     print(json.dumps(figures))
     return 0
