@@ -26,6 +26,16 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_HOME = Path(os.environ.get("CATALOG_TEST_HOME", "/tmp/catalog-enrich-test"))
 
 #: ports of the test servers: apart from `catalog services up`'s defaults so both can run at once
+#: one valid set of attributes, for tests that write catalog rows without a model
+ATTRIBUTES = {
+    "product_name": "Blue Denim Jacket",
+    "product_type": "Jackets",
+    "color": "Blue",
+    "gender": "Men",
+    "season": "Fall",
+    "usage": "Casual",
+}
+
 TEST_PORTS = {"CATALOG_POSTGRES_PORT": "54339", "CATALOG_REDIS_PORT": "63791", "CATALOG_S3_PORT": "18353"}
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import make_url
 
+from catalog_enrich.worker_process import CATALOG_WORKER, start_worker_process, stop_worker_process
 from vlm.data.synth import synth_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,17 +133,8 @@ def running_worker(env: dict[str, str], log: Path) -> Iterator[Worker]:
 
     Only one worker may consume the test broker's queue at a time, or it takes another test's messages.
     """
-    command = [sys.executable, "-m", "catalog_enrich.cli", "worker", "--name", "test@%h", "--loglevel", "INFO"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True
-        )
-        try:
-            yield Worker(env, process, log)
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    process = start_worker_process([*CATALOG_WORKER, "--name", "test@%h", "--loglevel", "INFO"], env, log)
+    try:
+        yield Worker(env, process, log)
+    finally:
+        stop_worker_process(process)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from conftest import ATTRIBUTES
 from kombu import Connection
 from sqlalchemy import select
 
@@ -30,15 +31,6 @@ from producer.backfill import backfill_from_settings, target_lock, target_lock_k
 from worker.app import celery_config
 from worker.beat_schedule import BACKFILL_EXPIRES, beat_schedule
 from worker.control_tasks import backfill
-
-ATTRIBUTES = {
-    "product_name": "Blue Denim Jacket",
-    "product_type": "Jackets",
-    "color": "Blue",
-    "gender": "Men",
-    "season": "Fall",
-    "usage": "Casual",
-}
 
 
 def settings_from(tmp_path: Path, **variables: str) -> Settings:

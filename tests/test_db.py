@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import ATTRIBUTES
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,15 +31,6 @@ from db import (
 from db.models import CatalogRow, DeadLetter, EnrichmentItem, EnrichmentRun
 
 pytestmark = pytest.mark.services
-
-ATTRIBUTES = {
-    "product_name": "Blue Denim Jacket",
-    "product_type": "Jackets",
-    "color": "Blue",
-    "gender": "Men",
-    "season": "Fall",
-    "usage": "Casual",
-}
 
 
 @pytest.fixture(scope="module")

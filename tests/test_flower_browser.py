@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pytest
 
 from catalog_enrich.messages import BACKFILL_TASK, CONTROL_QUEUE
 from catalog_enrich.settings import Settings
+from catalog_enrich.worker_process import start_worker_process, stop_worker_process
 from producer.broker import producer_app
 
 pytestmark = pytest.mark.services
@@ -76,20 +76,6 @@ def wait_for(condition, what: str, log: Path) -> None:
     pytest.fail(f"{what} within {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
 
 
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as output:
-        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 @pytest.fixture
 def stack_env(service_env, database_url, broker_url, tmp_path) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("CATALOG_", "AWS_", "FLOWER_"))}
@@ -112,13 +98,13 @@ def flower(stack_env, tmp_path) -> Iterator[str]:
     port = free_port()
     log = tmp_path / "flower.log"
     command = [sys.executable, "-m", "catalog_enrich.cli", "flower", "--port", str(port)]
-    process = start(command, stack_env, log)
+    process = start_worker_process(command, stack_env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: urllib.request.urlopen(f"{base}/healthcheck", timeout=2).status == 200, "no Flower", log)
         yield base
     finally:
-        stop(process)
+        stop_worker_process(process, timeout=20)
 
 
 @pytest.fixture
@@ -127,12 +113,12 @@ def control_worker(flower, stack_env, tmp_path) -> Iterator[str]:
     name = f"browser-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "worker.log"
     command = [sys.executable, "-m", "catalog_enrich.cli", "control-worker", "--name", f"{name}@%h", "--log-json"]
-    process = start(command, stack_env, log)
+    process = start_worker_process(command, stack_env, log)
     try:
         wait_for(lambda: f"{name}@" in log.read_text(), "the worker was not ready", log)
         yield name
     finally:
-        stop(process)
+        stop_worker_process(process, timeout=20)
 
 
 def dump_dom(browser: str, url: str, profile: Path) -> str:

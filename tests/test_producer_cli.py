@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from live_processes import client_env
 from sqlalchemy import create_engine, func, pool, select
 
 from db.models import EnrichmentRun
@@ -31,16 +31,7 @@ print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
 
 @pytest.fixture
 def env(tmp_path: Path, database_url: str, broker_url: str, service_env: dict[str, str]) -> dict[str, str]:
-    variables = {name: value for name, value in os.environ.items() if not name.startswith(("CATALOG_", "AWS_"))}
-    return variables | {
-        "CATALOG_HOME": str(tmp_path),
-        "CATALOG_DATABASE_URL": database_url,
-        "CATALOG_BROKER_URL": broker_url,
-        "CATALOG_BASE_MODEL": "test-base-model",
-        "AWS_ENDPOINT_URL_S3": service_env["AWS_ENDPOINT_URL_S3"],
-        "AWS_ACCESS_KEY_ID": service_env.get("AWS_ACCESS_KEY_ID", ""),
-        "AWS_SECRET_ACCESS_KEY": service_env.get("AWS_SECRET_ACCESS_KEY", ""),
-    }
+    return client_env(tmp_path, service_env, database_url, broker_url)
 
 
 def enqueue(env: dict[str, str], *args: str, **changes: str) -> subprocess.CompletedProcess[str]:

@@ -91,6 +91,7 @@ class Stage:
     env: dict[str, str]
     log_dir: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+    uploaded: list[str] = field(default_factory=list)
     _sessions: Any = None
 
     def start_worker(
@@ -113,8 +114,9 @@ class Stage:
             worker.stop()
 
     def upload(self, objects: Mapping[str, bytes]) -> None:
-        """Put ``objects`` (key -> bytes) in the stage's bucket."""
+        """Put ``objects`` (key -> bytes) in the stage's bucket; their keys join ``uploaded``, which is audited."""
         fill_bucket(self.services.s3_client(), self.bucket, objects.items())
+        self.uploaded += objects
 
     def enqueue(self, *arguments: str, batch_size: int) -> str:
         """Run ``enqueue --bucket BUCKET`` as a user would; the run id it printed."""
@@ -129,6 +131,13 @@ class Stage:
         if self._sessions is None:
             self._sessions = make_session_factory(self.database_url)
         return self._sessions
+
+    def query(self, sql: str, **params: Any) -> list[Any]:
+        """The rows of one read-only SQL statement on the stage's database."""
+        from sqlalchemy import text
+
+        with self.sessions()() as session:
+            return list(session.execute(text(sql), params).all())
 
     def close(self) -> None:
         """Kill the workers still running and close the stage's database connections."""

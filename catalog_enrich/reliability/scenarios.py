@@ -72,12 +72,10 @@ def product_images(count: int, seed: int, marker: bytes = b"") -> dict[str, byte
     return {f"products/{record['id']}.jpg": record["image"]["bytes"] + marker for record in synth_records(count, seed)}
 
 
-def _finish(
-    stage: Stage, run_id: str, keys: list[str], started: float, completed: bool, **notes: Any
-) -> ScenarioResult:
-    """Audit the run and package the row; ``first_batches`` among ``notes`` feeds the audit, not the notes."""
+def _finish(stage: Stage, run_id: str, started: float, completed: bool, **notes: Any) -> ScenarioResult:
+    """Audit the run over every uploaded key and package the row; ``first_batches`` feeds the audit, not the notes."""
     first = notes.pop("first_batches", None)
-    tally = audit_run(stage.database_url, run_id, stage.bucket, keys, first)
+    tally = audit_run(stage.database_url, run_id, stage.bucket, stage.uploaded, first)
     return ScenarioResult(stage.name, tally, time.monotonic() - started, completed, notes)
 
 
@@ -105,7 +103,7 @@ def worker_killed(harness: Harness, scale: Scale) -> ScenarioResult:
             stage.start_worker(faults=plan)
 
         completed = stage.wait_for_run(run_id, timeout=scale.timeout_s, tick=kill_now_and_then)
-        return _finish(stage, run_id, list(images), started, completed, kills=len(kills))
+        return _finish(stage, run_id, started, completed, kills=len(kills))
 
 
 def visibility_timeout(harness: Harness, scale: Scale) -> ScenarioResult:
@@ -123,7 +121,7 @@ def visibility_timeout(harness: Harness, scale: Scale) -> ScenarioResult:
             stage.start_worker(faults=plan, pool="solo")
         run_id = stage.enqueue(batch_size=4)
         completed = stage.wait_for_run(run_id, timeout=scale.timeout_s)
-        return _finish(stage, run_id, list(images), started, completed)
+        return _finish(stage, run_id, started, completed)
 
 
 def _mid_run_trouble(
@@ -148,7 +146,7 @@ def _mid_run_trouble(
                 trouble(stage)
 
         completed = stage.wait_for_run(run_id, timeout=scale.timeout_s, tick=strike_once, reaper_quiet=reaper_quiet)
-        return _finish(stage, run_id, list(images), started, completed, first_batches=first, **notes)
+        return _finish(stage, run_id, started, completed, first_batches=first, **notes)
 
 
 def redis_restarted(harness: Harness, scale: Scale) -> ScenarioResult:
@@ -193,7 +191,7 @@ def s3_deleted(harness: Harness, scale: Scale) -> ScenarioResult:
             client.delete_object(Bucket=stage.bucket, Key=key)
         stage.start_worker()
         completed = stage.wait_for_run(run_id, timeout=scale.timeout_s)
-        result = _finish(stage, run_id, list(images), started, completed, deleted=len(gone))
+        result = _finish(stage, run_id, started, completed, deleted=len(gone))
         result.notes["gone_dead_lettered"] = _letters_matching(stage, run_id, gone, "no longer exists")
         return result
 
@@ -208,13 +206,11 @@ def s3_throttled(harness: Harness, scale: Scale) -> ScenarioResult:
         with throttling_proxy(stage.services.s3.endpoint_url or "", share=0.6, seed=3) as proxy:
             stage.start_worker(AWS_ENDPOINT_URL_S3=proxy.url)
             completed = stage.wait_for_run(run_id, timeout=scale.timeout_s)
-        return _finish(stage, run_id, list(images), started, completed, throttled_requests=proxy.throttled)
+        return _finish(stage, run_id, started, completed, throttled_requests=proxy.throttled)
 
 
 def s3_bad_credentials(harness: Harness, scale: Scale) -> ScenarioResult:
     """Workers start with a wrong secret: items fail with a clear reason, then complete once it is fixed."""
-    from sqlalchemy import text
-
     started = time.monotonic()
     with harness.stage("s3-bad-credentials", **FAST_RECOVERY) as stage:
         images = product_images(scale.images, seed=17)
@@ -222,14 +218,12 @@ def s3_bad_credentials(harness: Harness, scale: Scale) -> ScenarioResult:
         run_id = stage.enqueue(batch_size=4)
         first = sent_batches(stage.database_url, run_id)
         wrong = stage.start_worker(AWS_SECRET_ACCESS_KEY="not-the-secret")
-        sessions = stage.sessions()
-        query = text("SELECT reason FROM enrichment_items WHERE run_id = :run_id AND status = 'failed'")
+        query = "SELECT reason FROM enrichment_items WHERE run_id = :run_id AND status = 'failed'"
         reasons: list[str] = []
         deadline = time.monotonic() + scale.timeout_s
         while len(reasons) < len(images) and time.monotonic() < deadline:
             time.sleep(1)
-            with sessions() as session:
-                reasons = list(session.execute(query, {"run_id": run_id}).scalars())
+            reasons = [reason for (reason,) in stage.query(query, run_id=run_id)]
         wrong.stop()
         # the operator fixes the credentials; the reaper resends what failed
         stage.start_worker()
@@ -238,7 +232,6 @@ def s3_bad_credentials(harness: Harness, scale: Scale) -> ScenarioResult:
         return _finish(
             stage,
             run_id,
-            list(images),
             started,
             completed,
             first_batches=first,
@@ -259,7 +252,7 @@ def poison_batch(harness: Harness, scale: Scale) -> ScenarioResult:
         stage.start_worker(faults=FaultPlan())
         run_id = stage.enqueue(batch_size=8)
         completed = stage.wait_for_run(run_id, timeout=scale.timeout_s)
-        result = _finish(stage, run_id, list(images), started, completed)
+        result = _finish(stage, run_id, started, completed)
         result.notes["poison_dead_lettered"] = _letters_matching(stage, run_id, [poison], "gave up after")
         result.notes["worker_alive"] = stage.workers[0].alive()
         return result
@@ -267,8 +260,6 @@ def poison_batch(harness: Harness, scale: Scale) -> ScenarioResult:
 
 def hostile_images(harness: Harness, scale: Scale) -> ScenarioResult:
     """Corrupt, truncated, empty, bomb, extreme and unusual files: each enriched or refused with a reason."""
-    from sqlalchemy import text
-
     started = time.monotonic()
     with harness.stage("hostile-images", **FAST_RECOVERY) as stage:
         samples = list(hostile_samples())
@@ -281,12 +272,7 @@ def hostile_images(harness: Harness, scale: Scale) -> ScenarioResult:
         pool = worker.pool_pids()
         peak = peak_rss_bytes(pool[0]) if pool else None
         peak_mb = peak / 2**20 if peak is not None else None
-        with stage.sessions()() as session:
-            letters = dict(
-                session.execute(
-                    text("SELECT key, reason FROM dead_letters WHERE run_id = :run_id"), {"run_id": run_id}
-                ).all()
-            )
+        letters = dict(stage.query("SELECT key, reason FROM dead_letters WHERE run_id = :run_id", run_id=run_id))
         wrong = [
             sample.name
             for sample in samples
@@ -295,7 +281,6 @@ def hostile_images(harness: Harness, scale: Scale) -> ScenarioResult:
         return _finish(
             stage,
             run_id,
-            list(images),
             started,
             completed,
             unexpected_outcomes=wrong,
@@ -307,8 +292,6 @@ def hostile_images(harness: Harness, scale: Scale) -> ScenarioResult:
 
 def misbehaving_model(harness: Harness, scale: Scale) -> ScenarioResult:
     """The real model's outputs corrupted on purpose: retried, then dead-lettered with the raw output."""
-    from sqlalchemy import text
-
     started = time.monotonic()
     with harness.stage("misbehaving-model", **FAST_RECOVERY) as stage:
         images = product_images(scale.images * 2, seed=20)
@@ -316,18 +299,15 @@ def misbehaving_model(harness: Harness, scale: Scale) -> ScenarioResult:
         stage.start_worker(faults=FaultPlan(corrupt_model=True))
         run_id = stage.enqueue(batch_size=4)
         completed = stage.wait_for_run(run_id, timeout=scale.timeout_s)
-        with stage.sessions()() as session:
-            raw_missing = session.execute(
-                text("SELECT count(*) FROM dead_letters WHERE run_id = :run_id AND coalesce(raw_output, '') = ''"),
-                {"run_id": run_id},
-            ).scalar_one()
-            retried = session.execute(
-                text("SELECT count(*) FROM catalog WHERE run_id = :run_id AND attempts > 1"), {"run_id": run_id}
-            ).scalar_one()
+        [(raw_missing,)] = stage.query(
+            "SELECT count(*) FROM dead_letters WHERE run_id = :run_id AND coalesce(raw_output, '') = ''", run_id=run_id
+        )
+        [(retried,)] = stage.query(
+            "SELECT count(*) FROM catalog WHERE run_id = :run_id AND attempts > 1", run_id=run_id
+        )
         return _finish(
             stage,
             run_id,
-            list(images),
             started,
             completed,
             enriched_after_retry=retried,
@@ -346,7 +326,7 @@ def many_workers(harness: Harness, scale: Scale) -> ScenarioResult:
             stage.start_worker()
         run_id = stage.enqueue(batch_size=16)
         completed = stage.wait_for_run(run_id, timeout=scale.timeout_s)
-        return _finish(stage, run_id, list(images), started, completed, workers=4)
+        return _finish(stage, run_id, started, completed, workers=4)
 
 
 def _finished(stage: Stage, run_id: str) -> int:
@@ -361,14 +341,10 @@ def _finished(stage: Stage, run_id: str) -> int:
 
 def _letters_matching(stage: Stage, run_id: str, keys: list[str], phrase: str) -> int:
     """How many of ``keys`` have a dead letter whose reason contains ``phrase``."""
-    from sqlalchemy import text
-
-    with stage.sessions()() as session:
-        reasons = session.execute(
-            text("SELECT reason FROM dead_letters WHERE run_id = :run_id AND key = ANY(:keys)"),
-            {"run_id": run_id, "keys": keys},
-        ).scalars()
-        return sum(1 for reason in reasons if phrase in reason)
+    rows = stage.query(
+        "SELECT reason FROM dead_letters WHERE run_id = :run_id AND key = ANY(:keys)", run_id=run_id, keys=keys
+    )
+    return sum(1 for (reason,) in rows if phrase in reason)
 
 
 #: every scenario, in the order the suite runs them
